@@ -1,0 +1,34 @@
+# Two entry points a newcomer needs (see README.md):
+#   make run   - install everything and start the service on 127.0.0.1:8080
+#   make test  - install everything and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Where the installer looks for model files before fetching them from their public URL.
+MODEL_SOURCE_DIR ?= ../shared/models
+MODEL_DIR ?= .models
+
+.PHONY: install models run test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+models: install
+	$(PY) -m models.install --source-dir $(MODEL_SOURCE_DIR) --dest $(MODEL_DIR)
+
+run: models
+	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service --host 127.0.0.1 --port 8080
+
+test: models
+	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q
+
+bench: models
+	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) bench/face_compare.py
+
+clean:
+	rm -rf $(VENV) $(MODEL_DIR)

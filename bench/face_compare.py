@@ -1,0 +1,160 @@
+"""Face comparison (typeId 21): accuracy on the labelled pairs, latency and throughput.
+
+Runs the real service in its own process on loopback and talks HTTP to it, so the
+numbers include decoding, detection, alignment, embedding and the envelope.
+`--calibrate` also fits the score mapping (Platt scaling) and prints the config values.
+
+    .venv/bin/python bench/face_compare.py [--calibrate] [--requests 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import time
+
+import aiohttp
+import numpy as np
+
+from _service import DATA, KEY, SECRET, running_service
+from service.client import VerifyClient
+
+# Two ~200 KB JPEGs (184 KB and 191 KB), as the vendor document suggests for uploads.
+LATENCY_PAIR = ("faces/face_recognition/obama__obama2.jpg",
+                "faces/face_recognition/alex_lacamoire__img1.jpg")
+
+
+def platt_fit(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt (1999) sigmoid fit with his smoothed targets, so separable data stays finite."""
+    n_pos, n_neg = labels.sum(), (1 - labels).sum()
+    target = np.where(labels == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    a, b = 1.0, 0.0
+    for _ in range(200):  # Newton's method on the cross-entropy
+        p = 1 / (1 + np.exp(-(a * scores + b)))
+        g = np.array([np.sum((p - target) * scores), np.sum(p - target)])
+        w = p * (1 - p) + 1e-12
+        h = np.array([[np.sum(w * scores**2), np.sum(w * scores)],
+                      [np.sum(w * scores), np.sum(w)]])
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(a), float(b)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+async def accuracy(client: VerifyClient) -> list[dict]:
+    labels = json.loads((DATA / "labels.json").read_text())
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            cache[path] = (DATA / path).read_bytes()
+        return cache[path]
+
+    results = []
+    sem = asyncio.Semaphore(2)
+
+    async def one(pair: dict) -> None:
+        async with sem:
+            status, body = await client.verify(21, img1=read(pair["a"]), img2=read(pair["b"]))
+        items = body["infoList"][0]["veritem"] if body["infoList"] else []
+        results.append({
+            "pair": pair, "status": body["messageString"]["status"],
+            "yes": bool(items) and items[0]["desc"] == "Decision result:yes",
+            "value": int(items[1]["desc"].split(":")[1]) if items else None,
+            "similarity": body.get("detail", {}).get("similarity"),
+        })
+
+    await asyncio.gather(*(one(p) for p in labels["pairs"]))
+    return results
+
+
+async def latency(client: VerifyClient, n: int) -> list[float]:
+    a, b = ((DATA / p).read_bytes() for p in LATENCY_PAIR)
+    await client.verify(21, img1=a, img2=b)  # warm connection
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, _ = await client.verify(21, img1=a, img2=b)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert status == 200
+    return times
+
+
+async def throughput(client: VerifyClient, clients: int, per_client: int) -> float:
+    a, b = ((DATA / p).read_bytes() for p in LATENCY_PAIR)
+
+    async def worker() -> None:
+        for _ in range(per_client):
+            status, _ = await client.verify(21, img1=a, img2=b)
+            assert status == 200
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return clients * per_client / (time.perf_counter() - t0)
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = VerifyClient(url, KEY, SECRET, session)
+        results = await accuracy(client)
+        lat = await latency(client, args.requests)
+        rps = await throughput(client, 4, args.requests // 4 + 1)
+
+    ok = [r for r in results if r["status"] == "2000"]
+    same = [r for r in ok if r["pair"]["same"]]
+    diff = [r for r in ok if not r["pair"]["same"]]
+    correct = sum(r["yes"] == r["pair"]["same"] for r in ok)
+    far = sum(r["yes"] for r in diff) / max(1, len(diff))
+    frr = sum(not r["yes"] for r in same) / max(1, len(same))
+    sims_same = [r["similarity"] for r in same]
+    sims_diff = [r["similarity"] for r in diff]
+    print(f"\nMachine: {platform.machine()}, {platform.python_version()}, "
+          f"{__import__('os').cpu_count()} cores\n")
+    print("| metric | value |\n|---|---|")
+    print(f"| labelled pairs answered | {len(ok)}/{len(results)} "
+          f"({len(same)} same, {len(diff)} different) |")
+    print(f"| errors | {[r['status'] for r in results if r['status'] != '2000']} |")
+    print(f"| accuracy | {correct / max(1, len(ok)):.2%} ({correct}/{len(ok)}) |")
+    print(f"| FAR (different people said yes) | {far:.2%} |")
+    print(f"| FRR (same person said no) | {frr:.2%} |")
+    print(f"| cosine, same person: min / median | {min(sims_same):.3f} / "
+          f"{statistics.median(sims_same):.3f} |")
+    print(f"| cosine, different people: max / median | {max(sims_diff):.3f} / "
+          f"{statistics.median(sims_diff):.3f} |")
+    print(f"| latency, one request, 2 x ~190 KB JPEG: p50 / p95 | "
+          f"{percentile(lat, 50):.1f} ms / {percentile(lat, 95):.1f} ms |")
+    print(f"| throughput, 4 concurrent clients | {rps:.1f} requests/s |")
+    if args.calibrate:
+        sims = np.array([r["similarity"] for r in ok])
+        labels = np.array([1.0 if r["pair"]["same"] else 0.0 for r in ok])
+        a, b = platt_fit(sims, labels)
+        thr = -b / a
+        print(f"\nPlatt fit: compare_slope = {a:.3f}, compare_intercept = {b:.3f} "
+              f"-> threshold cosine {thr:.4f}")
+        print(f"at that threshold: FAR {np.mean(sims[labels == 0] >= thr):.2%}, "
+              f"FRR {np.mean(sims[labels == 1] < thr):.2%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--url", help="use a running service (key bench:bench-secret)")
+    args = parser.parse_args()
+    if args.url:
+        asyncio.run(run(args, args.url))
+        return
+    with running_service() as url:
+        asyncio.run(run(args, url))
+
+
+if __name__ == "__main__":
+    main()

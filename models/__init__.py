@@ -1,0 +1,1 @@
+"""Model manifest, installer and start-up verification of every model file."""

@@ -1,0 +1,1 @@
+"""Video verification service: liveness and face comparison behind a vendor-compatible API."""

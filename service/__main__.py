@@ -1,0 +1,40 @@
+"""`python -m service`: verify the models, then serve the API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import secrets
+import sys
+
+from aiohttp import web
+
+from models.manifest import ModelError, resolve_models
+from service.app import MODEL_NAMES, PathOnlyAccessLogger, create_app
+from service.config import load_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--host", help="bind address (env SERVICE_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (env SERVICE_PORT, default 8080)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(host=args.host, port=args.port)
+    try:
+        resolve_models(config.model_dir, MODEL_NAMES)
+    except ModelError as exc:
+        sys.exit(f"cannot start: {exc}")
+    if not config.api_keys:
+        secret = secrets.token_hex(16)
+        config = dataclasses.replace(config, api_keys={"local": secret})
+        # Printed once, to the console only, so the service runs out of the box.
+        print(f"no API keys configured (SERVICE_API_KEYS); generated key 'local' "
+              f"with secret {secret}", file=sys.stderr, flush=True)
+    web.run_app(create_app(config), host=config.host, port=config.port,
+                access_log_class=PathOnlyAccessLogger, print=None)
+
+
+if __name__ == "__main__":
+    main()

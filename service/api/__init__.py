@@ -1,0 +1,1 @@
+"""The vendor-compatible request/response API (POST /api/verify)."""

@@ -1,0 +1,60 @@
+"""POST /api/verify: authenticate, dispatch on typeId, answer in the vendor envelope."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
+from service.compare import prepare_face, match_score
+from service.errors import UnknownType
+from service.payload import Payload, face_comparison_items, success
+from service.state import STATE, ServiceState
+from service.vision.embedding import cosine
+
+MEDIA_FIELDS = ("img", "img1", "img2", "file")
+
+TypeHandler = Callable[[ServiceState, VerifyRequest], Awaitable[Payload]]
+
+
+async def face_comparison(state: ServiceState, req: VerifyRequest) -> Payload:
+    """typeId 21: are the main faces of img1 and img2 the same person?"""
+    cfg = state.config
+    first = req.media_bytes("img1", "file")
+    second = req.media_bytes("img2")
+    started = time.perf_counter()
+    a, b = await asyncio.gather(
+        state.runtime.run(prepare_face, state.runtime, first[1], cfg, "img1"),
+        state.runtime.run(prepare_face, state.runtime, second[1], cfg, "img2"),
+    )
+    similarity = cosine(a.embedding, b.embedding)
+    same, score = match_score(similarity, cfg)
+    detail = {
+        "img1": a.detail(),
+        "img2": b.detail(),
+        "similarity": round(similarity, 4),
+        "threshold": round(cfg.compare_threshold, 4),
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    return success(face_comparison_items(same, score), detail)
+
+
+TYPE_HANDLERS: dict[int, TypeHandler] = {
+    21: face_comparison,
+}
+
+
+async def verify(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    req = await read_request(request, MEDIA_FIELDS, state.config.max_request_bytes)
+    key, timestamp, token, _ = (req.text(name) for name in AUTH_FIELDS)
+    state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
+    handler = TYPE_HANDLERS.get(req.type_id())
+    if handler is None:
+        raise UnknownType(f"unknown typeId {req.fields['typeId'].strip()}; "
+                          f"supported: {', '.join(map(str, sorted(TYPE_HANDLERS)))}")
+    await state.wait_ready()
+    return web.json_response(await handler(state, req))

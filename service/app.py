@@ -1,0 +1,114 @@
+"""Build the aiohttp application: routes, error envelope, model loading, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from models.manifest import resolve_models
+from service.api.verify import verify
+from service.auth import Authenticator, FailureLimiter
+from service.config import Config
+from service.errors import ApiError, InternalError, TooLarge
+from service.payload import failure
+from service.state import STATE, ServiceState
+from service.vision.runtime import ModelRuntime
+
+log = logging.getLogger("service")
+
+MODEL_NAMES = ["face_detector", "face_embedder"]
+LOADER = web.AppKey("loader", asyncio.Task)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without query strings: they may carry tokens (GET .../result?token=)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %d %.1fms", request.remote, request.method,
+                         request.path, response.status, time * 1000)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return web.json_response(failure(error.status, error.value), status=error.http_status)
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Every failure leaves as the vendor envelope; internals never leak."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE].config.max_request_bytes
+        return error_response(TooLarge(f"request body is larger than {limit} bytes"))
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(InternalError())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "loading", "error": state.load_error}, status=503)
+
+
+async def _load_models(app: web.Application) -> None:
+    state = app[STATE]
+    cfg = state.config
+    try:
+        paths = await asyncio.to_thread(resolve_models, cfg.model_dir, MODEL_NAMES)
+        runtime = ModelRuntime(paths, cfg.workers, cfg.max_pending_jobs)
+        await asyncio.to_thread(runtime.warm_up)
+    except Exception as exc:
+        state.load_error = str(exc)
+        log.error("model loading failed: %s", exc)
+        raise
+    state.set_runtime(runtime)
+    log.info("models loaded: %s", ", ".join(MODEL_NAMES))
+
+
+async def _start(app: web.Application) -> None:
+    app[LOADER] = asyncio.create_task(_load_models(app))
+
+
+async def _stop(app: web.Application) -> None:
+    app[LOADER].cancel()
+    state = app[STATE]
+    if state.ready:
+        state.runtime.close()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[envelope_middleware],
+        client_max_size=config.max_request_bytes,
+    )
+    app[STATE] = ServiceState(
+        config=config,
+        auth=Authenticator(
+            keys=dict(config.api_keys),
+            window_s=config.timestamp_window_s,
+            reject_replays=config.reject_replays,
+            limiter=FailureLimiter(config.max_failed_auth, config.failed_auth_window_s),
+        ),
+    )
+    app.router.add_post("/api/verify", verify)
+    app.router.add_post("/", verify)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app

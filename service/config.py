@@ -1,0 +1,128 @@
+"""Service configuration: one dataclass, defaults that run out of the box.
+
+Values come from, in rising priority: the defaults below, a TOML file named by
+SERVICE_CONFIG (same keys as the fields), environment variables SERVICE_<FIELD> and the
+command line (--host/--port). Thresholds carry a comment saying how they were calibrated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """Parse `key:secret,key2:secret2` (the SERVICE_API_KEYS format)."""
+    keys: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, secret = item.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ValueError("SERVICE_API_KEYS must look like key:secret,key2:secret2")
+        keys[key.strip()] = secret.strip()
+    return keys
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    model_dir: Path = REPO_ROOT / ".models"
+    # key -> secret; empty means "generate one random local key at start-up and print it"
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+
+    # --- auth (spec section 1) ---
+    timestamp_window_s: float = 300.0
+    # An identical request (same key, timestamp, token and body) seen twice inside the
+    # timestamp window is refused as a replay; distinct requests may share a timestamp.
+    reject_replays: bool = True
+    # Failed authentications per client address before 4290, over a sliding window.
+    max_failed_auth: int = 20
+    failed_auth_window_s: float = 60.0
+
+    # --- limits (spec: 10 MB request, 100 MP image) ---
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+
+    # --- compute ---
+    # Model calls run in this many threads (one per core); each thread owns its model
+    # instances because OpenCV's dnn networks are not safe to share across threads.
+    workers: int = max(1, os.cpu_count() or 1)
+    # Jobs waiting for a worker beyond this answer 4290 "busy" instead of queueing forever.
+    max_pending_jobs: int = 64
+
+    # --- face finding ---
+    # YuNet score a detection needs to count as a face. 0.6 is OpenCV Zoo's default; the
+    # refinement pass below removes the confident false faces that remain.
+    face_score: float = 0.6
+    # A candidate is confirmed when the detector finds it again in a crop centred on it
+    # and resized so the face is ~160 px: false faces on document guilloche patterns (the
+    # BDR specimen) vanish there, real faces come back with score >= 0.7 and IoU >= 0.4.
+    refine_score: float = 0.7
+    refine_iou: float = 0.4
+    # ... and BlazeFace must agree on that crop. On shared/data real faces score 0.79-0.93
+    # (the LVA booklet portrait is the lowest), confirmed-by-YuNet false faces 0-0.55.
+    presence_score: float = 0.65
+    # Image sizes (longest side) tried in turn until a confirmed face is found: fast on
+    # selfies, still finds a 40 px face in a 4000 px group photo.
+    detect_sides: tuple[int, ...] = (640, 1600, 4000)
+    # Second face this fraction of the main face's area or larger -> "several faces" where
+    # one is required (a selfie with two people); a document's small ghost portrait is ~0.1.
+    ambiguous_face_ratio: float = 0.7
+    # Faces narrower than this (pixels, eye to eye * 2.5 ~ face width) cannot be compared.
+    min_face_px: int = 32
+
+    # --- face comparison (calibrated by bench/face_compare.py --calibrate, see README) ---
+    # Score = 100 / (1 + exp(-(slope * cosine + intercept))): Platt scaling of the SFace
+    # cosine similarity fitted on the 242 labelled pairs of shared/data; the yes/no
+    # threshold is the cosine where the score crosses 50.
+    compare_slope: float = 40.0
+    compare_intercept: float = -16.0
+
+    @property
+    def compare_threshold(self) -> float:
+        return -self.compare_intercept / self.compare_slope
+
+
+def _coerce(value: Any, target: Any) -> Any:
+    if isinstance(target, bool):
+        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+    if isinstance(target, int):
+        return int(value)
+    if isinstance(target, float):
+        return float(value)
+    if isinstance(target, Path):
+        return Path(value)
+    if isinstance(target, tuple):
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        return tuple(type(target[0])(v) for v in items)
+    if isinstance(target, Mapping):
+        return dict(value) if isinstance(value, Mapping) else parse_api_keys(str(value))
+    return str(value)
+
+
+def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build the Config from defaults, SERVICE_CONFIG file, SERVICE_* env and overrides."""
+    env = os.environ if env is None else env
+    base = Config()
+    values: dict[str, Any] = {}
+    if env.get("SERVICE_CONFIG"):
+        values.update(tomllib.loads(Path(env["SERVICE_CONFIG"]).read_text()))
+    for f in dataclasses.fields(Config):
+        name = f"SERVICE_{f.name.upper()}"
+        if name in env:
+            values[f.name] = env[name]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - {f.name for f in dataclasses.fields(Config)}
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
+    coerced = {k: _coerce(v, getattr(base, k)) for k, v in values.items()}
+    return dataclasses.replace(base, **coerced)

@@ -1,0 +1,65 @@
+"""One exception type per error status of the contract (spec section 1).
+
+Handlers raise these; one middleware (service.app) turns them into the vendor envelope,
+so every error path answers the same shape with the documented HTTP status.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = "5000"
+    http_status = 500
+    message = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.value = message or self.message
+
+
+class MalformedField(ApiError):
+    status, http_status, message = "4001", 400, "missing or malformed field"
+
+    def __init__(self, field: str, problem: str = "missing", hint: str = "") -> None:
+        super().__init__(f"{problem} field: {field}" + (f" ({hint})" if hint else ""))
+        self.field = field
+
+
+class BadMedia(ApiError):
+    status, http_status, message = "4002", 400, "unsupported or undecodable image or video"
+
+
+class NoFace(ApiError):
+    status, http_status, message = "4003", 200, "no face found"
+
+
+class SeveralFaces(ApiError):
+    status, http_status, message = "4004", 200, "more than one face where one is required"
+
+
+class LowQuality(ApiError):
+    status, http_status, message = "4005", 200, "face too small or image quality too low"
+
+
+class UnknownType(ApiError):
+    status, http_status, message = "4006", 400, "unknown typeId"
+
+
+class BadCredentials(ApiError):
+    status, http_status, message = "4010", 401, "unknown key or bad token"
+
+
+class StaleTimestamp(ApiError):
+    status, http_status, message = "4011", 401, "timestamp outside the allowed window"
+
+
+class TooLarge(ApiError):
+    status, http_status, message = "4013", 413, "payload too large"
+
+
+class RateLimited(ApiError):
+    status, http_status, message = "4290", 429, "rate limited"
+
+
+class InternalError(ApiError):
+    status, http_status, message = "5000", 500, "internal error"

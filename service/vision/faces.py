@@ -1,0 +1,105 @@
+"""Find the faces in a photo and pick the main one, robust to documents and group photos.
+
+Two ideas make this reliable on real uploads:
+- a size pyramid: detect on a small copy first (fast for selfies) and only look at
+  larger copies when no face is confirmed, so small faces in big photos are still found;
+- confirmation: each candidate is re-detected in a crop centred on it at a canonical
+  face size (~160 px), by YuNet again and by an independent detector (BlazeFace). Real
+  faces come back from both with a high score and the same box (and with more precise
+  landmarks, which alignment needs); false faces seen in document guilloches (the BDR
+  specimen passport) or in a painting behind the person (biden2.jpg) do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from service.vision.detection import Detection, FaceDetector, iou
+from service.vision.presence import FacePresence
+
+# Crop side = this many times the candidate's larger box side, resized to CONFIRM_SIDE.
+CONFIRM_CONTEXT = 2.0
+CONFIRM_SIDE = 320
+MAX_CANDIDATES = 12
+
+
+@dataclass(frozen=True)
+class FaceSearchParams:
+    face_score: float
+    refine_score: float
+    refine_iou: float
+    presence_score: float
+    detect_sides: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FaceSearch:
+    faces: list[Detection]  # confirmed faces, largest first
+    candidates: int  # detections above face_score before confirmation
+    side: int  # longest side of the pass that found them (0: none found)
+
+    @property
+    def main(self) -> Detection | None:
+        return self.faces[0] if self.faces else None
+
+
+def confirm(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
+            cand: Detection, params: FaceSearchParams) -> Detection | None:
+    """Re-detect `cand` in a crop around it; the refined detection, or None if not a face."""
+    h, w = bgr.shape[:2]
+    x, y, bw, bh = cand.box
+    half = CONFIRM_CONTEXT * max(bw, bh) / 2
+    cx, cy = x + bw / 2, y + bh / 2
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    scale = CONFIRM_SIDE / max(x1 - x0, y1 - y0)
+    crop = cv2.resize(bgr[y0:y1, x0:x1], None, fx=scale, fy=scale,
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    best: Detection | None = None
+    best_iou = 0.0
+    for det in detector(crop):
+        mapped = det.shifted(x0, y0, scale)
+        overlap = iou(mapped.box, cand.box)
+        if overlap > best_iou:
+            best, best_iou = mapped, overlap
+    if best is None or best_iou < params.refine_iou or best.score < params.refine_score:
+        return None
+    local = tuple(v * scale for v in (cand.box[0] - x0, cand.box[1] - y0, *cand.box[2:]))
+    if presence(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), local) < params.presence_score:
+        return None
+    return best
+
+
+def _dedupe(faces: list[Detection]) -> list[Detection]:
+    kept: list[Detection] = []
+    for face in sorted(faces, key=lambda f: f.score, reverse=True):
+        if all(iou(face.box, k.box) < 0.5 for k in kept):
+            kept.append(face)
+    return sorted(kept, key=lambda f: f.area, reverse=True)
+
+
+def find_faces(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
+               params: FaceSearchParams) -> FaceSearch:
+    longest = max(bgr.shape[:2])
+    candidates = 0
+    tried: set[int] = set()
+    for side in params.detect_sides:
+        side = min(side, longest)
+        if side in tried:
+            continue
+        tried.add(side)
+        raw = [d for d in detector(bgr, side) if d.score >= params.face_score]
+        raw.sort(key=lambda d: d.area * d.score, reverse=True)
+        candidates = max(candidates, len(raw))
+        confirmed = [f for f in (confirm(detector, presence, bgr, d, params)
+                                 for d in raw[:MAX_CANDIDATES]) if f is not None]
+        if confirmed:
+            return FaceSearch(faces=_dedupe(confirmed), candidates=len(raw), side=side)
+        if side >= longest:
+            break
+    return FaceSearch(faces=[], candidates=candidates, side=0)

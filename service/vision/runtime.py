@@ -1,0 +1,77 @@
+"""Run model code off the event loop in a bounded pool, one model instance per thread.
+
+Why per-thread instances: OpenCV's dnn networks keep per-call state (input size, blobs)
+and must not be shared across threads; giving each worker its own copy avoids locks.
+Why bounded: when more jobs wait than `max_pending`, callers get RateLimited ("busy")
+at once instead of queueing work the machine cannot finish in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import cv2
+
+from service.errors import RateLimited
+from service.vision.detection import FaceDetector
+from service.vision.embedding import FaceEmbedder
+from service.vision.presence import FacePresence
+
+T = TypeVar("T")
+
+
+class ModelRuntime:
+    def __init__(self, paths: dict[str, Path], workers: int, max_pending: int) -> None:
+        # Parallelism comes from our worker threads; OpenCV's own thread pool on top
+        # would oversubscribe the cores.
+        cv2.setNumThreads(1)
+        self._paths = paths
+        self._workers = workers
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="models")
+        self._local = threading.local()
+        self._pending = 0
+        self._max_pending = max_pending
+
+    def detector(self) -> FaceDetector:
+        if not hasattr(self._local, "detector"):
+            self._local.detector = FaceDetector(self._paths["face_detector"])
+        return self._local.detector
+
+    def presence(self) -> FacePresence:
+        if not hasattr(self._local, "presence"):
+            self._local.presence = FacePresence()
+        return self._local.presence
+
+    def embedder(self) -> FaceEmbedder:
+        if not hasattr(self._local, "embedder"):
+            self._local.embedder = FaceEmbedder(self._paths["face_embedder"])
+        return self._local.embedder
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._pending >= self._max_pending:
+            raise RateLimited("busy: too many requests in progress, retry shortly")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._pending -= 1
+
+    def warm_up(self) -> None:
+        """Load every model in every worker thread now, not on the first request."""
+        barrier = threading.Barrier(self._workers)
+
+        def load() -> None:
+            self.detector()
+            self.presence()
+            self.embedder()
+            barrier.wait(timeout=60)  # keeps each job on its own thread
+
+        for future in [self._executor.submit(load) for _ in range(self._workers)]:
+            future.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,77 @@
+"""Shared fixtures: the real app on a real loopback port, test data, signed requests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+
+from service.app import create_app
+from service.client import VerifyClient
+from service.config import Config
+from service.state import STATE
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+MODEL_DIR = Path(os.environ.get("SERVICE_MODEL_DIR", ROOT / ".models"))
+KEY, SECRET = "test-key", "test-secret"
+
+
+@pytest.fixture(scope="session")
+def labels() -> dict[str, Any]:
+    return json.loads((DATA / "labels.json").read_text())
+
+
+def data_bytes(path: str) -> bytes:
+    return (DATA / path).read_bytes()
+
+
+def make_config(**overrides: Any) -> Config:
+    base = dict(model_dir=MODEL_DIR, api_keys={KEY: SECRET})
+    base.update(overrides)
+    return Config(**base)
+
+
+async def start_server(config: Config) -> TestServer:
+    server = TestServer(create_app(config), host="127.0.0.1")
+    await server.start_server()
+    await server.app[STATE].wait_ready()
+    return server
+
+
+@pytest_asyncio.fixture(scope="session")
+async def server() -> AsyncIterator[TestServer]:
+    srv = await start_server(make_config())
+    yield srv
+    await srv.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def client(base_url: str, http: aiohttp.ClientSession) -> VerifyClient:
+    return VerifyClient(base_url, KEY, SECRET, http)
+
+
+def veritems(body: dict[str, Any]) -> list[str]:
+    return [item["desc"] for item in body["infoList"][0]["veritem"]]
+
+
+def status_of(body: dict[str, Any]) -> str:
+    return body["messageString"]["status"]
