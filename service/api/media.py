@@ -8,6 +8,7 @@ header before decoding so a decompression bomb is refused (4013) without allocat
 from __future__ import annotations
 
 import io
+import warnings
 from enum import Enum
 
 import cv2
@@ -63,8 +64,11 @@ def sniff(data: bytes) -> MediaKind:
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the header only; BadMedia when no image header is readable."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
+        with warnings.catch_warnings():
+            # our own max_image_pixels check follows; Pillow's warning would only be noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
     except Image.DecompressionBombError:
         raise TooLarge("image has too many pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):

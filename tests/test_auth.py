@@ -1,0 +1,87 @@
+"""The token scheme of the contract, its time window, replays and failure limits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from service.auth import Authenticator, FailureLimiter, ReplayCache, make_token
+from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
+
+NOW = 1_764_000_000.0
+
+
+def auth(**kw) -> Authenticator:
+    return Authenticator(keys={"k": "s"}, window_s=300, reject_replays=True,
+                         limiter=FailureLimiter(kw.pop("limit", 100), 60), **kw)
+
+
+def test_token_is_hex_hmac_sha256_of_key_and_timestamp():
+    expected = hmac.new(b"s", b"k1764000000", hashlib.sha256).hexdigest()
+    assert make_token("s", "k", "1764000000") == expected
+
+
+def test_valid_token_inside_window_passes():
+    ts = str(int(NOW) - 299)
+    auth().verify("c", "k", ts, make_token("s", "k", ts), "body", now=NOW)
+
+
+def test_uppercase_hex_token_is_accepted():
+    ts = str(int(NOW))
+    auth().verify("c", "k", ts, make_token("s", "k", ts).upper(), "body", now=NOW)
+
+
+@pytest.mark.parametrize("token", ["", "0" * 64, "zz", "é" * 64])
+def test_wrong_tokens_are_refused(token):
+    with pytest.raises(BadCredentials):
+        auth().verify("c", "k", str(int(NOW)), token, "body", now=NOW)
+
+
+def test_unknown_key_is_refused_like_a_bad_token():
+    ts = str(int(NOW))
+    with pytest.raises(BadCredentials):
+        auth().verify("c", "other", ts, make_token("s", "other", ts), "body", now=NOW)
+
+
+@pytest.mark.parametrize("skew", [-300.5, 300.5, -1e6])
+def test_timestamps_outside_300_s_are_stale(skew):
+    ts = str(NOW + skew)
+    with pytest.raises(StaleTimestamp):
+        auth().verify("c", "k", ts, make_token("s", "k", ts), "body", now=NOW)
+
+
+@pytest.mark.parametrize("ts", ["", "abc", "nan", "inf", "1e999"])
+def test_malformed_timestamps_name_the_field(ts):
+    with pytest.raises(MalformedField, match="timestamp"):
+        auth().verify("c", "k", ts, make_token("s", "k", ts), "body", now=NOW)
+
+
+def test_identical_request_twice_is_a_replay_but_another_body_is_not():
+    a = auth()
+    ts = str(int(NOW))
+    token = make_token("s", "k", ts)
+    a.verify("c", "k", ts, token, "body-1", now=NOW)
+    a.verify("c", "k", ts, token, "body-2", now=NOW)  # concurrent request, same second
+    with pytest.raises(StaleTimestamp, match="replay"):
+        a.verify("c", "k", ts, token, "body-1", now=NOW + 1)
+
+
+def test_replay_cache_forgets_expired_entries():
+    cache = ReplayCache()
+    assert cache.check_and_add("x", expires_at=10, now=0)
+    assert not cache.check_and_add("x", expires_at=10, now=5)
+    assert cache.check_and_add("x", expires_at=30, now=11)
+
+
+def test_failures_per_client_are_limited_then_forgiven():
+    a = auth(limit=2)
+    for _ in range(2):
+        with pytest.raises(BadCredentials):
+            a.verify("c", "k", str(int(NOW)), "bad", "b", now=NOW)
+    with pytest.raises(RateLimited):
+        a.verify("c", "k", str(int(NOW)), "bad", "b", now=NOW + 1)
+    ts = str(int(NOW + 61))
+    a.verify("other", "k", ts, make_token("s", "k", ts), "b", now=NOW + 1)  # other client ok
+    a.verify("c", "k", ts, make_token("s", "k", ts), "b2", now=NOW + 61)  # window passed

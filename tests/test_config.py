@@ -1,0 +1,38 @@
+"""Configuration from defaults, env and a TOML file."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import load_config, parse_api_keys
+
+
+def test_defaults_run_out_of_the_box():
+    cfg = load_config(env={})
+    assert (cfg.host, cfg.port) == ("127.0.0.1", 8080)
+    assert cfg.max_request_bytes == 10 * 1024 * 1024 and cfg.timestamp_window_s == 300
+
+
+def test_env_overrides_and_api_keys():
+    cfg = load_config(env={"SERVICE_PORT": "9000", "SERVICE_API_KEYS": "a:x, b:y",
+                           "SERVICE_DETECT_SIDES": "320,640", "SERVICE_REJECT_REPLAYS": "0"})
+    assert cfg.port == 9000 and dict(cfg.api_keys) == {"a": "x", "b": "y"}
+    assert cfg.detect_sides == (320, 640) and cfg.reject_replays is False
+
+
+def test_toml_file_then_env_then_arguments(tmp_path):
+    path = tmp_path / "service.toml"
+    path.write_text('port = 7000\nhost = "0.0.0.0"\n[api_keys]\nk = "s"\n')
+    cfg = load_config(env={"SERVICE_CONFIG": str(path), "SERVICE_HOST": "::1"}, port=7100)
+    assert (cfg.host, cfg.port, dict(cfg.api_keys)) == ("::1", 7100, {"k": "s"})
+
+
+@pytest.mark.parametrize("text", ["nocolon", "a:", ":b"])
+def test_malformed_api_keys_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_api_keys(text)
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown"):
+        load_config(env={}, colour="blue")
