@@ -64,7 +64,7 @@ class Config:
     # refinement pass below removes the confident false faces that remain.
     face_score: float = 0.6
     # A candidate is confirmed when the detector finds it again in a crop centred on it
-    # and resized so the face is ~160 px: false faces on document guilloche patterns (the
+    # and resized so the face is ~128 px: false faces on document guilloche patterns (the
     # BDR specimen) vanish there, real faces come back with score >= 0.7 and IoU >= 0.4.
     refine_score: float = 0.7
     refine_iou: float = 0.4
@@ -73,7 +73,7 @@ class Config:
     presence_score: float = 0.65
     # Image sizes (longest side) tried in turn until a confirmed face is found: fast on
     # selfies, still finds a 40 px face in a 4000 px group photo.
-    detect_sides: tuple[int, ...] = (640, 1600, 4000)
+    detect_sides: tuple[int, ...] = (320, 1600, 4000)
     # Second face this fraction of the main face's area or larger -> "several faces" where
     # one is required (a selfie with two people); a document's small ghost portrait is ~0.1.
     ambiguous_face_ratio: float = 0.7
@@ -84,8 +84,8 @@ class Config:
     # Score = 100 / (1 + exp(-(slope * cosine + intercept))): Platt scaling of the SFace
     # cosine similarity fitted on the 242 labelled pairs of shared/data; the yes/no
     # threshold is the cosine where the score crosses 50.
-    compare_slope: float = 40.0
-    compare_intercept: float = -16.0
+    compare_slope: float = 19.51
+    compare_intercept: float = -7.555
 
     @property
     def compare_threshold(self) -> float:

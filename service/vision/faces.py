@@ -4,7 +4,7 @@ Two ideas make this reliable on real uploads:
 - a size pyramid: detect on a small copy first (fast for selfies) and only look at
   larger copies when no face is confirmed, so small faces in big photos are still found;
 - confirmation: each candidate is re-detected in a crop centred on it at a canonical
-  face size (~160 px), by YuNet again and by an independent detector (BlazeFace). Real
+  face size (~128 px), by YuNet again and by an independent detector (BlazeFace). Real
   faces come back from both with a high score and the same box (and with more precise
   landmarks, which alignment needs); false faces seen in document guilloches (the BDR
   specimen passport) or in a painting behind the person (biden2.jpg) do not.
@@ -22,7 +22,7 @@ from service.vision.presence import FacePresence
 
 # Crop side = this many times the candidate's larger box side, resized to CONFIRM_SIDE.
 CONFIRM_CONTEXT = 2.0
-CONFIRM_SIDE = 320
+CONFIRM_SIDE = 256
 MAX_CANDIDATES = 12
 
 

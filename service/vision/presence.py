@@ -9,10 +9,15 @@ face_landmarker_detector), so no extra weights are needed.
 
 from __future__ import annotations
 
-import mediapipe as mp
-import numpy as np
+import os
 
-from service.vision.detection import iou
+# MediaPipe's C++ side logs every graph start to stderr; keep the service log readable.
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import mediapipe as mp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from service.vision.detection import iou  # noqa: E402
 
 
 class FacePresence:
