@@ -15,7 +15,7 @@ import numpy as np
 
 from service.api.media import decode_image
 from service.config import Config
-from service.errors import LowQuality, NoFace, SeveralFaces
+from service.errors import LowQuality
 from service.vision.detection import Detection
 from service.vision.faces import FaceSearch, FaceSearchParams, find_faces
 from service.vision.runtime import ModelRuntime
@@ -44,13 +44,7 @@ def search_params(cfg: Config) -> FaceSearchParams:
 
 def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
     """The largest confirmed face; refuse when the choice is ambiguous or too small."""
-    if not search.faces:
-        raise NoFace(f"no face found in {label}")
-    face = search.faces[0]
-    if len(search.faces) > 1 and search.faces[1].area >= cfg.ambiguous_face_ratio * face.area:
-        raise SeveralFaces(
-            f"{label} shows {len(search.faces)} faces of similar size; send one person"
-        )
+    face = search.one_person(cfg.ambiguous_face_ratio, label)
     if face.eye_distance * 2.5 < cfg.min_face_px:
         raise LowQuality(f"the face in {label} is too small to compare")
     return face

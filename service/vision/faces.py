@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from service.errors import NoFace, SeveralFaces
 from service.vision.detection import Detection, FaceDetector, iou
 from service.vision.presence import FacePresence
 
@@ -41,9 +42,17 @@ class FaceSearch:
     candidates: int  # detections above face_score before confirmation
     side: int  # longest side of the pass that found them (0: none found)
 
-    @property
-    def main(self) -> Detection | None:
-        return self.faces[0] if self.faces else None
+    def one_person(self, ambiguous_ratio: float, label: str) -> Detection:
+        """The main (largest) face; NoFace, or SeveralFaces when a second face is nearly
+        as large (two people), since guessing whom the caller meant would be wrong."""
+        if not self.faces:
+            raise NoFace(f"no face found in {label}")
+        main = self.faces[0]
+        if len(self.faces) > 1 and self.faces[1].area >= ambiguous_ratio * main.area:
+            raise SeveralFaces(
+                f"{label} shows {len(self.faces)} faces of similar size; send one person"
+            )
+        return main
 
 
 def confirm(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,

@@ -1,0 +1,65 @@
+"""Silent liveness on one image (typeId 3035 with an image): live face or attack?
+
+Pipeline: decode -> confirmed faces (one person required) -> quality gates (4005 when
+the face cannot be judged) -> presentation-attack model on the main face. The same
+`judge_face` call scores the best frame of a video or a stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.api.media import decode_image
+from service.compare import search_params
+from service.config import Config
+from service.errors import LowQuality
+from service.payload import veritem
+from service.vision.detection import Detection
+from service.vision.faces import find_faces
+from service.vision.quality import FaceQuality, QualityLimits, measure_quality
+from service.vision.runtime import ModelRuntime
+
+
+@dataclass(frozen=True)
+class LivenessJudgement:
+    live: bool
+    live_probability: float  # the PAD models' averaged probability of a real face
+    face: Detection
+    quality: FaceQuality
+    faces_seen: int
+
+    @property
+    def score(self) -> int:
+        """0-100, on the same side of 50 as the verdict."""
+        value = int(round(self.live_probability * 100))
+        return max(50, value) if self.live else min(49, value)
+
+    def veritems(self) -> list[dict[str, object]]:
+        return [veritem("Living body" if self.live else "Non-living body"),
+                veritem(f"Decision value:{self.score}")]
+
+    def detail(self) -> dict[str, object]:
+        return {"face_used": self.face.to_json(), "faces_seen": self.faces_seen,
+                "live_probability": round(self.live_probability, 4),
+                "quality": self.quality.to_json()}
+
+
+def judge_face(runtime: ModelRuntime, image: np.ndarray, face: Detection, faces_seen: int,
+               cfg: Config, limits: QualityLimits = QualityLimits()) -> LivenessJudgement:
+    quality = measure_quality(image, face)
+    problems = quality.problems(limits)
+    if problems:
+        raise LowQuality("cannot judge liveness: " + ", ".join(problems))
+    probability = runtime.pad()(image, face.box)
+    return LivenessJudgement(probability >= cfg.pad_threshold, probability, face, quality,
+                             faces_seen)
+
+
+def judge_image(runtime: ModelRuntime, data: bytes, cfg: Config) -> LivenessJudgement:
+    """Runs in a model worker thread."""
+    image = decode_image(data, cfg.max_image_pixels)
+    search = find_faces(runtime.detector(), runtime.presence(), image, search_params(cfg))
+    face = search.one_person(cfg.ambiguous_face_ratio, "the image")
+    return judge_face(runtime, image, face, len(search.faces), cfg)
