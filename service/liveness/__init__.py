@@ -1,0 +1,1 @@
+"""Liveness cues: pure, synchronous state machines over face observations."""
