@@ -63,3 +63,18 @@ class RateLimited(ApiError):
 
 class InternalError(ApiError):
     status, http_status, message = "5000", 500, "internal error"
+
+
+# --- streaming sessions (our extension, spec section 2): HTTP semantics of WHIP ---
+
+
+class SessionNotFound(ApiError):
+    status, http_status, message = "4040", 404, "unknown session"
+
+
+class SessionConflict(ApiError):
+    status, http_status, message = "4090", 409, "the session already has its peer connection"
+
+
+class SessionExpired(ApiError):
+    status, http_status, message = "4100", 410, "the session has expired"

@@ -1,0 +1,1 @@
+"""WebRTC verification sessions: WHIP signalling, frame intake, data channel, results."""

@@ -1,0 +1,113 @@
+"""Verification sessions: creation, single-use tokens, limits, expiry, and forgetting.
+
+A session is bound to this process (it holds the peer connection). Its token authorises
+exactly one WHIP offer, then the session's DELETE and result look-ups. Biometric data
+(the portrait embedding, frames, the best frame) live only in the session object and
+are dropped when the decision is made or the session expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
+
+
+@dataclass
+class Session:
+    id: str
+    key: str
+    token_digest: bytes
+    challenges: list[str]
+    created_at: float
+    expires_at: float
+    portrait: np.ndarray | None = None  # embedding only, never the image
+    portrait_detail: dict[str, Any] | None = None
+    state: str = "created"  # created -> connected -> deciding -> decided | expired
+    offered: bool = False
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    decided_at: float | None = None
+    resources: list[Any] = field(default_factory=list)  # peer connection, tasks: closed on end
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("created", "connected", "deciding")
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def check_token(self, token: str) -> None:
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        if not hmac.compare_digest(digest, self.token_digest):
+            raise BadCredentials("bad session token")
+
+    def forget_biometrics(self) -> None:
+        self.portrait = None
+
+
+@dataclass
+class SessionStore:
+    max_active: int
+    max_per_key: int  # sessions a key may create per window
+    per_key_window_s: float
+    result_retention_s: float
+    sessions: dict[str, Session] = field(default_factory=dict)
+    _created_by_key: dict[str, deque[float]] = field(default_factory=dict)
+
+    def active_count(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.active)
+
+    def create(self, key: str, challenges: list[str], ttl_s: float,
+               portrait: np.ndarray | None, portrait_detail: dict[str, Any] | None,
+               now: float | None = None) -> tuple[Session, str]:
+        now = time.time() if now is None else now
+        if self.active_count() >= self.max_active:
+            raise RateLimited("busy: too many sessions in progress, retry shortly")
+        recent = self._created_by_key.setdefault(key, deque())
+        while recent and recent[0] <= now - self.per_key_window_s:
+            recent.popleft()
+        if len(recent) >= self.max_per_key:
+            raise RateLimited("too many sessions for this key, retry later")
+        recent.append(now)
+        token = secrets.token_urlsafe(32)
+        session = Session(
+            id=secrets.token_urlsafe(16), key=key,
+            token_digest=hashlib.sha256(token.encode()).digest(),
+            challenges=challenges, created_at=now, expires_at=now + ttl_s,
+            portrait=portrait, portrait_detail=portrait_detail,
+        )
+        self.sessions[session.id] = session
+        return session, token
+
+    def get(self, session_id: str, token: str | None = None, now: float | None = None,
+            allow_expired: bool = False) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound()
+        if token is not None:
+            session.check_token(token)
+        now = time.time() if now is None else now
+        if not allow_expired and session.state == "expired":
+            raise SessionExpired()
+        if not allow_expired and session.active and session.expired(now):
+            raise SessionExpired()
+        return session
+
+    def due(self, now: float) -> tuple[list[Session], list[str]]:
+        """Sessions past their TTL that are still active, and ids to forget entirely."""
+        expiring = [s for s in self.sessions.values() if s.active and s.expired(now)]
+        forget = [sid for sid, s in self.sessions.items()
+                  if not s.active and now >= max(s.expires_at, (s.decided_at or 0.0))
+                  + self.result_retention_s]
+        return expiring, forget

@@ -1,0 +1,62 @@
+"""Session bookkeeping: single-use tokens, limits, expiry and forgetting (spec section 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
+from service.rtc.session import SessionStore
+
+
+def store(**kw) -> SessionStore:
+    defaults = dict(max_active=2, max_per_key=3, per_key_window_s=60.0,
+                    result_retention_s=30.0)
+    return SessionStore(**{**defaults, **kw})
+
+
+def test_token_opens_only_its_own_session():
+    s = store()
+    a, token_a = s.create("k", ["blink"], 120.0, None, None, now=0.0)
+    b, token_b = s.create("k", ["mouth"], 120.0, None, None, now=0.0)
+    assert s.get(a.id, token_a, now=1.0) is a
+    with pytest.raises(BadCredentials):
+        s.get(a.id, token_b, now=1.0)
+    with pytest.raises(SessionNotFound):
+        s.get("no-such-session", token_a, now=1.0)
+
+
+def test_busy_past_the_concurrent_session_limit():
+    s = store(max_active=1)
+    s.create("k", [], 120.0, None, None, now=0.0)
+    with pytest.raises(RateLimited, match="busy"):
+        s.create("other", [], 120.0, None, None, now=0.0)
+
+
+def test_per_key_attempt_limit_slides():
+    s = store(max_active=100, max_per_key=2, per_key_window_s=60.0)
+    s.create("k", [], 120.0, None, None, now=0.0)
+    s.create("k", [], 120.0, None, None, now=10.0)
+    with pytest.raises(RateLimited, match="this key"):
+        s.create("k", [], 120.0, None, None, now=20.0)
+    s.create("other", [], 120.0, None, None, now=20.0)  # other keys are not affected
+    s.create("k", [], 120.0, None, None, now=61.0)  # the first attempt left the window
+
+
+def test_expired_session_is_refused_and_listed_for_cleanup():
+    s = store()
+    session, token = s.create("k", [], 10.0, np.ones(128, np.float32), {}, now=0.0)
+    with pytest.raises(SessionExpired):
+        s.get(session.id, token, now=10.0)
+    expiring, forget = s.due(now=10.0)
+    assert expiring == [session] and forget == []
+
+
+def test_decided_session_is_forgotten_after_retention():
+    s = store(result_retention_s=30.0)
+    session, _ = s.create("k", [], 10.0, np.ones(128, np.float32), {}, now=0.0)
+    session.state, session.decided_at = "decided", 5.0
+    session.forget_biometrics()
+    assert session.portrait is None
+    assert s.due(now=39.0)[1] == []
+    assert s.due(now=40.0)[1] == [session.id]
