@@ -19,7 +19,7 @@ from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service")
 
-MODEL_NAMES = ["face_detector", "face_embedder"]
+MODEL_NAMES = ["face_detector", "face_embedder", "pad_minifasnet_v2", "pad_minifasnet_v1se"]
 LOADER = web.AppKey("loader", asyncio.Task)
 
 

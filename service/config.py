@@ -87,6 +87,51 @@ class Config:
     compare_slope: float = 19.51
     compare_intercept: float = -7.555
 
+    # --- video liveness (uploaded clips and streams) ---
+    # Frames analysed per second (clips at higher rates are sampled evenly by time) and
+    # the working resolution (longest side): blinks last 100-400 ms, so 15 fps sees each
+    # one in 2-6 frames; 640 px keeps a webcam face above 150 px wide.
+    analysis_fps: float = 15.0
+    work_side: int = 640
+    # Spec limits for uploaded videos (4013 past them): 30 s, 1080p.
+    video_max_duration_s: float = 30.0
+    video_max_pixels: int = 1920 * 1088
+    video_max_frames: int = 30 * 120
+    # The face must be tracked in this fraction of analysed frames to be "live".
+    video_min_tracked_fraction: float = 0.6
+    # Two faces compete (4004) when a second face of comparable size is present in this
+    # fraction of the frames with a face.
+    video_competing_fraction: float = 0.8
+
+    # --- silent liveness (calibrated by bench/silent_liveness.py, see README) ---
+    # Averaged MiniFASNet probability of a real face at or above which an image is live.
+    pad_threshold: float = 0.5
+
+    # --- video liveness cues ---
+    # Calibrated with bench/blink_eval.py on shared/data (56 ZJU blink clips, 189 labelled
+    # blinks, 14 people, 4 conditions; 7 GRID speech clips) at analysis_fps = 15.
+    # Blink: the eye aspect ratio is divided by the person's open-eye level, a high
+    # percentile of the last few seconds (open EAR ranges 0.22-0.34 across the clips).
+    blink_baseline_window_s: float = 3.0
+    blink_baseline_percentile: float = 85.0
+    # Below enter_ratio of the open level a closure starts; it is a blink when it gets
+    # down to close_ratio and comes back above open_ratio.
+    blink_enter_ratio: float = 0.8
+    blink_close_ratio: float = 0.7
+    blink_open_ratio: float = 0.88
+    # First closed to first reopened sample.
+    blink_min_duration_s: float = 0.0
+    blink_max_duration_s: float = 0.7
+    # Beyond this head yaw the eye contours are foreshortened and EAR means little.
+    blink_max_yaw_deg: float = 30.0
+    # Mouth: inner-lip aspect ratio above a closed-mouth level (a low percentile).
+    mouth_baseline_window_s: float = 4.0
+    mouth_baseline_percentile: float = 10.0
+    mouth_open_delta: float = 0.1
+    mouth_close_fraction: float = 0.5
+    mouth_min_events: int = 2
+    mouth_wide_amplitude: float = 0.25
+
     @property
     def compare_threshold(self) -> float:
         return -self.compare_intercept / self.compare_slope

@@ -29,6 +29,7 @@ class LivenessJudgement:
     face: Detection
     quality: FaceQuality
     faces_seen: int
+    per_model: tuple[float, ...] = ()
 
     @property
     def score(self) -> int:
@@ -43,6 +44,7 @@ class LivenessJudgement:
     def detail(self) -> dict[str, object]:
         return {"face_used": self.face.to_json(), "faces_seen": self.faces_seen,
                 "live_probability": round(self.live_probability, 4),
+                "per_model": [round(p, 4) for p in self.per_model],
                 "quality": self.quality.to_json()}
 
 
@@ -52,9 +54,9 @@ def judge_face(runtime: ModelRuntime, image: np.ndarray, face: Detection, faces_
     problems = quality.problems(limits)
     if problems:
         raise LowQuality("cannot judge liveness: " + ", ".join(problems))
-    probability = runtime.pad()(image, face.box)
-    return LivenessJudgement(probability >= cfg.pad_threshold, probability, face, quality,
-                             faces_seen)
+    pad = runtime.pad()(image, face.box)
+    return LivenessJudgement(pad.live_probability >= cfg.pad_threshold, pad.live_probability,
+                             face, quality, faces_seen, pad.per_model)
 
 
 def judge_image(runtime: ModelRuntime, data: bytes, cfg: Config) -> LivenessJudgement:

@@ -10,8 +10,10 @@ from aiohttp import web
 
 from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
 from service.compare import prepare_face, match_score
-from service.errors import UnknownType
+from service.api.media import MediaKind, sniff
+from service.errors import BadMedia, UnknownType
 from service.payload import Payload, face_comparison_items, success
+from service.silent_liveness import judge_image
 from service.state import STATE, ServiceState
 from service.vision.embedding import cosine
 
@@ -42,8 +44,23 @@ async def face_comparison(state: ServiceState, req: VerifyRequest) -> Payload:
     return success(face_comparison_items(same, score), detail)
 
 
+async def liveness(state: ServiceState, req: VerifyRequest) -> Payload:
+    """typeId 3035: silent liveness for an image, video liveness for a video (by bytes)."""
+    cfg = state.config
+    _, data = req.media_bytes("img", "file")
+    kind = sniff(data)
+    started = time.perf_counter()
+    if kind is MediaKind.VIDEO:
+        raise BadMedia("video liveness is not available yet; send an image")
+    judgement = await state.runtime.run(judge_image, state.runtime, data, cfg)
+    detail = judgement.detail()
+    detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return success(judgement.veritems(), detail)
+
+
 TYPE_HANDLERS: dict[int, TypeHandler] = {
     21: face_comparison,
+    3035: liveness,
 }
 
 

@@ -19,6 +19,7 @@ import cv2
 from service.errors import RateLimited
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
+from service.vision.pad import PresentationAttackDetector
 from service.vision.presence import FacePresence
 
 T = TypeVar("T")
@@ -51,6 +52,11 @@ class ModelRuntime:
             self._local.embedder = FaceEmbedder(self._paths["face_embedder"])
         return self._local.embedder
 
+    def pad(self) -> PresentationAttackDetector:
+        if not hasattr(self._local, "pad"):
+            self._local.pad = PresentationAttackDetector(self._paths)
+        return self._local.pad
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._pending >= self._max_pending:
             raise RateLimited("busy: too many requests in progress, retry shortly")
@@ -68,6 +74,7 @@ class ModelRuntime:
             self.detector()
             self.presence()
             self.embedder()
+            self.pad()
             barrier.wait(timeout=60)  # keeps each job on its own thread
 
         for future in [self._executor.submit(load) for _ in range(self._workers)]:

@@ -1,0 +1,145 @@
+"""Silent liveness (typeId 3035 + image): APCER / BPCER per attack type, and latency.
+
+Runs the real service in its own process on loopback and sends every image over HTTP,
+so the numbers include decoding, face finding, the quality gates and the PAD models.
+
+Sets (ISO/IEC 30107-3 terms):
+  bona fide    the labelled live images (shared/data spoof_images, label live) and the
+               face photos of shared/data/faces (press and DSLR photos of real people)
+  attacks      the labelled spoof images, per attack type, and attacks synthesised from
+               every bona fide photo by bench/attacks.py (print, screen replay)
+APCER = attacks classified "Living body"; BPCER = bona fide classified "Non-living body".
+Images answered 4005 (cannot judge) or 4003/4004 are counted apart, not as either.
+
+    .venv/bin/python bench/silent_liveness.py [--latency 40] [--scores out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import aiohttp
+import cv2
+import numpy as np
+
+from _service import DATA, KEY, SECRET, running_service
+from attacks import ATTACKS
+from service.client import VerifyClient
+
+
+def bona_fide_sets() -> dict[str, list[str]]:
+    labels = json.loads((DATA / "labels.json").read_text())
+    labelled = [s["path"] for s in labels["spoof_images"] if s["label"] == "live"]
+    photos = sorted(str(p.relative_to(DATA)) for p in (DATA / "faces").rglob("*.jpg"))
+    return {"labelled live images": labelled, "face photos": photos}
+
+
+def labelled_attacks() -> dict[str, list[str]]:
+    labels = json.loads((DATA / "labels.json").read_text())
+    out: dict[str, list[str]] = defaultdict(list)
+    for s in labels["spoof_images"]:
+        if s["label"] == "spoof":
+            out[f"{s['attack']} (labelled)"].append(s["path"])
+    return dict(out)
+
+
+def jpeg(img: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+async def judge(client: VerifyClient, data: bytes) -> dict:
+    _, body = await client.verify(3035, img=data)
+    status = body["messageString"]["status"]
+    if status != "2000":
+        return {"status": status, "value": body["messageString"]["value"]}
+    items = body["infoList"][0]["veritem"]
+    return {"status": status, "live": items[0]["desc"] == "Living body",
+            "score": int(items[1]["desc"].split(":")[1]),
+            "p": body["detail"]["live_probability"]}
+
+
+async def run_set(client: VerifyClient, items: list[tuple[str, bytes]]) -> list[dict]:
+    sem = asyncio.Semaphore(2)
+
+    async def one(name: str, data: bytes) -> dict:
+        async with sem:
+            return {"name": name, **await judge(client, data)}
+
+    return await asyncio.gather(*(one(n, d) for n, d in items))
+
+
+def summarise(kind: str, name: str, results: list[dict]) -> dict:
+    judged = [r for r in results if r["status"] == "2000"]
+    wrong = [r for r in judged if r["live"] != (kind == "bona fide")]
+    return {"kind": kind, "set": name, "n": len(results), "judged": len(judged),
+            "unjudged": {s: sum(r["status"] == s for r in results)
+                         for s in sorted({r["status"] for r in results} - {"2000"})},
+            "error_rate": len(wrong) / max(1, len(judged)),
+            "wrong": [r["name"] for r in wrong],
+            "p": [r["p"] for r in judged]}
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    rows, scores = [], {}
+    async with aiohttp.ClientSession() as session:
+        client = VerifyClient(url, KEY, SECRET, session)
+        bona = bona_fide_sets()
+        for name, paths in bona.items():
+            res = await run_set(client, [(p, (DATA / p).read_bytes()) for p in paths])
+            rows.append(summarise("bona fide", name, res))
+        for name, paths in labelled_attacks().items():
+            res = await run_set(client, [(p, (DATA / p).read_bytes()) for p in paths])
+            rows.append(summarise("attack", name, res))
+        sources = [p for paths in bona.values() for p in paths]
+        for name, make in ATTACKS.items():
+            items = []
+            for i, p in enumerate(sources):
+                img = cv2.imread(str(DATA / p), cv2.IMREAD_COLOR)
+                items.append((p, jpeg(make(img, seed=i))))
+            rows.append(summarise("attack", name, await run_set(client, items)))
+        # latency: one live sample image, sequential requests
+        sample = (DATA / "spoof/silent_face/image_T1.jpg").read_bytes()
+        times = []
+        for i in range(args.latency + 1):
+            t0 = time.perf_counter()
+            await judge(client, sample)
+            if i:
+                times.append((time.perf_counter() - t0) * 1000)
+
+    print(f"\nMachine: {platform.machine()}, Python {platform.python_version()}\n")
+    print("| set | kind | images | judged | not judged (status: n) | error | "
+          "errors are |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        metric = "BPCER" if r["kind"] == "bona fide" else "APCER"
+        unj = ", ".join(f"{s}: {n}" for s, n in r["unjudged"].items()) or "-"
+        print(f"| {r['set']} | {r['kind']} | {r['n']} | {r['judged']} | {unj} | "
+              f"{metric} {r['error_rate']:.1%} | {', '.join(r['wrong'][:4]) or '-'}"
+              f"{' ...' if len(r['wrong']) > 4 else ''} |")
+        scores[r["set"]] = r["p"]
+    print(f"\nlatency, one 3035 request with a {len(sample) // 1024} KB JPEG: "
+          f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
+    if args.scores:
+        Path(args.scores).write_text(json.dumps(scores, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=int, default=40)
+    parser.add_argument("--scores", help="write the live probabilities per set here")
+    parser.add_argument("--url", help="use a running service (key bench:bench-secret)")
+    args = parser.parse_args()
+    if args.url:
+        asyncio.run(run(args, args.url))
+        return
+    with running_service() as url:
+        asyncio.run(run(args, url))
+
+
+if __name__ == "__main__":
+    main()
