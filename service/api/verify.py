@@ -11,9 +11,10 @@ from aiohttp import web
 from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
 from service.compare import prepare_face, match_score
 from service.api.media import MediaKind, sniff
-from service.errors import BadMedia, UnknownType
+from service.errors import UnknownType
 from service.payload import Payload, face_comparison_items, success
 from service.silent_liveness import judge_image
+from service.video_liveness import analyse_video
 from service.state import STATE, ServiceState
 from service.vision.embedding import cosine
 
@@ -51,7 +52,10 @@ async def liveness(state: ServiceState, req: VerifyRequest) -> Payload:
     kind = sniff(data)
     started = time.perf_counter()
     if kind is MediaKind.VIDEO:
-        raise BadMedia("video liveness is not available yet; send an image")
+        decision = await state.runtime.run(analyse_video, state.runtime, data, cfg)
+        detail = decision.detail
+        detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return success(decision.veritems(), detail)
     judgement = await state.runtime.run(judge_image, state.runtime, data, cfg)
     detail = judgement.detail()
     detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)

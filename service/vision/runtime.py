@@ -52,6 +52,11 @@ class ModelRuntime:
             self._local.embedder = FaceEmbedder(self._paths["face_embedder"])
         return self._local.embedder
 
+    def embed(self, bgr, face):  # type: ignore[no-untyped-def]
+        """Embed with the calling worker thread's own embedder (for code that may run on
+        any worker thread, like a stream's successive frames)."""
+        return self.embedder()(bgr, face)
+
     def pad(self) -> PresentationAttackDetector:
         if not hasattr(self._local, "pad"):
             self._local.pad = PresentationAttackDetector(self._paths)

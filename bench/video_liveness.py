@@ -1,0 +1,211 @@
+"""Video liveness: cue verdicts on every labelled clip, our own splices, and speed.
+
+In-process (the same `analyse_video` the HTTP handler runs), one model thread:
+
+1. verdicts on shared/data clips: blink `yes` on the blink clips, mouth `yes` on the
+   talking clips and false mouth `yes` on the blink clips (nobody talks there),
+   replacement as labelled on the spliced clips and never on the blink clips, live rate;
+2. our own splices from the blink clips: two different people cut together at 1.5, 2.5
+   and 3.5 s, the same person in two conditions (must stay `no`), and a "push" where
+   the second person's picture slides in from the side over 0.5 s;
+3. speed at 640x480 (blink clips upscaled and re-encoded as H.264): decode, landmarks
+   and the rest of the engine per analysed frame, on one core.
+
+    .venv/bin/python bench/video_liveness.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tests/videos.py: the clip encoder
+from _service import DATA  # noqa: E402
+from videos import decode_all, encode, held_photo  # noqa: E402
+
+from models.manifest import resolve_models  # noqa: E402
+from service.app import MODEL_NAMES  # noqa: E402
+from service.config import Config  # noqa: E402
+from service.errors import ApiError  # noqa: E402
+from service.liveness.engine import LivenessEngine  # noqa: E402
+from service.video.frames import decode_frames  # noqa: E402
+from service.video_liveness import analyse_video  # noqa: E402
+from service.vision.landmarks import FaceLandmarker  # noqa: E402
+from service.vision.runtime import ModelRuntime  # noqa: E402
+
+
+def verdict(runtime: ModelRuntime, cfg: Config, data: bytes) -> dict:
+    try:
+        d = analyse_video(runtime, data, cfg)
+    except ApiError as exc:
+        return {"status": exc.status}
+    return {"status": "2000", "live": d.live, "blink": d.blinked, "mouth": d.mouth_moved,
+            "replaced": d.replaced, "reasons": d.reasons}
+
+
+def rate(rows: list[dict], key: str) -> str:
+    ok = [r for r in rows if r["status"] == "2000"]
+    hits = sum(bool(r[key]) for r in ok)
+    return f"{hits}/{len(ok)} ({hits / max(1, len(ok)):.0%})"
+
+
+def labelled(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -> None:
+    blink_clips = labels["blink_clips"][:: 4 if quick else 1]
+    blink = [verdict(runtime, cfg, (DATA / c["path"]).read_bytes()) for c in blink_clips]
+    talking = [verdict(runtime, cfg, (DATA / c["path"]).read_bytes())
+               for c in labels["mouth_clips"] if c["talking"]]
+    spliced = [(c, verdict(runtime, cfg, (DATA / c["path"]).read_bytes()))
+               for c in labels["spliced_clips"]]
+    multi = [verdict(runtime, cfg, (DATA / c["path"]).read_bytes())
+             for c in labels["multi_face_videos"]]
+    print("\n| shared/data clips | result |\n|---|---|")
+    print(f"| blink clips: blinking yes | {rate(blink, 'blink')} |")
+    print(f"| blink clips: mouth yes (false: nobody talks) | {rate(blink, 'mouth')} |")
+    print(f"| blink clips: replacement yes (false) | {rate(blink, 'replaced')} |")
+    print(f"| blink clips: Living body | {rate(blink, 'live')} |")
+    print(f"| talking clips: mouth yes | {rate(talking, 'mouth')} |")
+    print(f"| talking clips: Living body | {rate(talking, 'live')} |")
+    right = sum(r.get("replaced") == c["replaced"] for c, r in spliced)
+    print(f"| spliced clips answered as labelled | {right}/{len(spliced)} |")
+    for c, r in spliced:
+        print(f"|   {Path(c['path']).name} (labelled {c['replaced']}) | "
+              f"{r.get('replaced', r['status'])} |")
+    for c, r in zip(labels["multi_face_videos"], multi):
+        print(f"| {Path(c['path']).name} ({c['note']}) | status {r['status']}"
+              f"{', replaced ' + str(r['replaced']) if r['status'] == '2000' else ''} |")
+
+
+def cut(a: list[np.ndarray], b: list[np.ndarray], at: int) -> list[np.ndarray]:
+    size = (a[0].shape[1], a[0].shape[0])
+    return a[:at] + [cv2.resize(f, size) for f in b[at:]]
+
+
+def push(a: list[np.ndarray], b: list[np.ndarray], at: int, frames: int) -> list[np.ndarray]:
+    """B slides in from the right, pushing A out to the left, over `frames` frames."""
+    h, w = a[0].shape[:2]
+    b = [cv2.resize(f, (w, h)) for f in b]
+    out = a[:at]
+    for i in range(frames):
+        shift = int(w * (i + 1) / frames)
+        out.append(np.hstack([a[at + i][:, shift:], b[at + i][:, :shift]]))
+    return out + b[at + frames:]
+
+
+def own_splices(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -> None:
+    clips = {f"{c['subject']}_{c['condition']}": c for c in labels["blink_clips"]}
+    cache: dict[str, list[np.ndarray]] = {}
+
+    def frames(name: str) -> list[np.ndarray]:
+        if name not in cache:
+            cache[name] = decode_all((DATA / clips[name]["path"]).read_bytes())
+        return cache[name]
+
+    rng = random.Random(7)
+    subjects = sorted({c["subject"] for c in labels["blink_clips"]})
+    pairs = [(a, b) for a, b in itertools.permutations(subjects, 2)]
+    rng.shuffle(pairs)
+    pairs = pairs[: 4 if quick else 12]
+    results: dict[str, list[bool]] = defaultdict(list)
+    fps = 30
+    for a, b in pairs:
+        fa, fb = frames(f"{a}_FNN"), frames(f"{b}_FNN")
+        n = min(len(fa), len(fb))
+        for at_s in (1.5, 2.5, 3.5):
+            at = int(at_s * fps)
+            if at < n - 10:
+                r = verdict(runtime, cfg, encode(cut(fa[:n], fb[:n], at), fps=fps))
+                results[f"two people, cut at {at_s} s"].append(r.get("replaced") is True)
+        r = verdict(runtime, cfg, encode(push(fa[:n], fb[:n], int(2.0 * fps), fps // 2), fps=fps))
+        results["two people, B pushes A out from the side (0.5 s)"].append(
+            r.get("replaced") is True)
+    for subject in subjects[: 5 if quick else None]:
+        for c1, c2 in (("FNN", "FBN"), ("FNN", "UNN"), ("FTN", "FNN")):
+            f1, f2 = frames(f"{subject}_{c1}"), frames(f"{subject}_{c2}")
+            n = min(len(f1), len(f2))
+            r = verdict(runtime, cfg, encode(cut(f1[:n], f2[:n], int(2.5 * fps)), fps=fps))
+            results["same person, two conditions (must stay no)"].append(
+                r.get("replaced") is True)
+    # photo attacks: every live frame of shared/data, still and tilted back and forth
+    for name, make in (("still photo (3 s)", lambda im: [im] * 45),
+                       ("photo tilted back and forth (4 s)", lambda im: held_photo(im, 4.0))):
+        for path in sorted((DATA / "spoof/live_frames").glob("*.jpg"))[: 5 if quick else None]:
+            r = verdict(runtime, cfg, encode(make(cv2.imread(str(path))), fps=15))
+            results[f"attack: {name}, said Living body"].append(r.get("live") is True)
+    print("\n| own splices and photo attacks | yes |\n|---|---|")
+    for name, hits in results.items():
+        print(f"| {name} | {sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.0%}) |")
+
+
+class TimedLandmarker(FaceLandmarker):
+    spent = 0.0
+
+    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+        t0 = time.perf_counter()
+        try:
+            return super().detect(image)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+
+def speed(runtime: ModelRuntime, cfg: Config, labels: dict) -> None:
+    clips = [c for c in labels["blink_clips"]][:8]
+    decode_s = landmarks_s = engine_s = 0.0
+    analysed = 0
+    for c in clips:
+        big = [cv2.resize(f, (640, 480)) for f in decode_all((DATA / c["path"]).read_bytes())]
+        data = encode(big, fps=30)
+        t0 = time.perf_counter()
+        frames = list(decode_frames(data, cfg.analysis_fps, cfg.work_side))
+        decode_s += time.perf_counter() - t0
+        lm = TimedLandmarker()
+        engine = LivenessEngine(lm, runtime.embedder())
+        t0 = time.perf_counter()
+        for f in frames:
+            engine.feed(f)
+        engine_s += time.perf_counter() - t0
+        landmarks_s += lm.spent
+        analysed += len(frames)
+        lm.close()
+    per = lambda s: 1000 * s / analysed  # noqa: E731
+    print(f"\nspeed at 640x480, {analysed} analysed frames at {cfg.analysis_fps:g} fps "
+          f"(30 fps H.264 source), one thread:")
+    print("| stage | ms per analysed frame |\n|---|---|")
+    print(f"| decode (all source frames) + convert | {per(decode_s):.1f} |")
+    print(f"| landmarks (FaceMesh 478 points) | {per(landmarks_s):.1f} |")
+    print(f"| cues, identity samples, best frame | {per(engine_s - landmarks_s):.1f} |")
+    total = decode_s + engine_s
+    print(f"| total | {per(total):.1f} ({analysed / total:.0f} analysed frames/s) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a subset, for a smoke run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["labelled", "splices", "speed"])
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cfg = Config(model_dir=Path(os.environ.get("SERVICE_MODEL_DIR", ROOT / ".models")))
+    runtime = ModelRuntime(resolve_models(cfg.model_dir, MODEL_NAMES), 1, 4)
+    runtime.warm_up()
+    labels = json.loads((DATA / "labels.json").read_text())
+    if "labelled" not in args.skip:
+        labelled(runtime, cfg, labels, args.quick)
+    if "splices" not in args.skip:
+        own_splices(runtime, cfg, labels, args.quick)
+    if "speed" not in args.skip:
+        speed(runtime, cfg, labels)
+    runtime.close()
+
+
+if __name__ == "__main__":
+    main()

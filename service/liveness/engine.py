@@ -1,0 +1,244 @@
+"""The video liveness engine: frames in, cue events and clip evidence out.
+
+Pure and synchronous, fed one frame at a time, so the uploaded-video path and the
+WebRTC path run exactly the same code: frames -> face track -> cues -> evidence. The
+caller owns the clock (frame times), the threads, and what to do with the evidence.
+
+Per analysed frame: FaceMesh landmarks (478 points); the main face is the one that
+continues the track (closest to the last box), else the largest; then the eye and mouth
+aspect ratios feed the blink and mouth detectors, the nose yaw feeds the turn detector,
+the rigid landmarks feed the planarity detector, an embedding every half second (or
+right after a jump) feeds the identity track, and the frame is offered to the
+best-frame keeper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from service.liveness.best_frame import BestFrame, BestFrameKeeper, FrameQuality, face_crop_stats
+from service.liveness.blink import BlinkDetector, BlinkParams
+from service.liveness.geometry import eye_openness, mouth_aspect_ratio
+from service.liveness.mouth import MouthDetector, MouthParams
+from service.liveness.planarity import PlanarityDetector, PlanarityParams
+from service.liveness.replacement import IdentityTrack, ReplacementParams
+from service.liveness.turns import TurnDetector, TurnParams, nose_yaw
+from service.video.frames import Frame
+from service.vision.detection import Detection, iou
+
+
+class Landmarker(Protocol):
+    def detect(self, image: np.ndarray) -> list[np.ndarray]: ...
+
+    def face_boxes(self, image: np.ndarray) -> list[tuple[float, float, float, float]]: ...
+
+
+Embed = Callable[[np.ndarray, Detection], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    blink: BlinkParams = field(default_factory=BlinkParams)
+    mouth: MouthParams = field(default_factory=MouthParams)
+    turn: TurnParams = field(default_factory=TurnParams)
+    replacement: ReplacementParams = field(default_factory=ReplacementParams)
+    planarity: PlanarityParams = field(default_factory=PlanarityParams)
+    # a second face at least this fraction of the main face's area competes with it;
+    # the whole frame is searched for other faces this often (seconds)
+    competing_face_ratio: float = 0.5
+    competing_check_s: float = 0.5
+    # progress hints (working resolution 640 px): a face narrower than this is "too far";
+    # darker than this mean grey level is "too dark"; brighter, "too bright"
+    min_face_px: float = 90.0
+    min_brightness: float = 50.0
+    max_brightness: float = 215.0
+    # face box centre moving more than this many face widths per second: "hold still"
+    max_motion: float = 1.5
+
+
+@dataclass(frozen=True)
+class CueEvent:
+    kind: str  # blink | mouth | turn_left | turn_right | replacement
+    t: float
+    detail: dict[str, float]
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "t": round(self.t, 3),
+                **{k: round(v, 3) for k, v in self.detail.items()}}
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    t: float
+    faces: int
+    hints: tuple[str, ...]
+    events: tuple[CueEvent, ...]
+
+
+@dataclass
+class ClipEvidence:
+    analysed: int
+    with_face: int
+    competing: int  # frames where a second face competed with the main one
+    events: list[CueEvent]
+    best: BestFrame | None
+    planarity: dict[str, object]
+    identity: dict[str, object]
+    duration_s: float
+
+    def count(self, kind: str) -> int:
+        return sum(e.kind == kind for e in self.events)
+
+    @property
+    def tracked_fraction(self) -> float:
+        return self.with_face / self.analysed if self.analysed else 0.0
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """YuNet's landmark order from FaceMesh: eyes, nose tip, mouth corners (image
+    left one first), which is what the SFace aligner expects."""
+    eyes = sorted([landmarks[[33, 133], :2].mean(axis=0), landmarks[[362, 263], :2].mean(axis=0)],
+                  key=lambda p: p[0])
+    mouth = sorted([landmarks[61, :2], landmarks[291, :2]], key=lambda p: p[0])
+    return np.array([eyes[0], eyes[1], landmarks[1, :2], mouth[0], mouth[1]], np.float32)
+
+
+def landmark_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0 = landmarks[:, 0].min(), landmarks[:, 1].min()
+    x1, y1 = landmarks[:, 0].max(), landmarks[:, 1].max()
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def as_detection(landmarks: np.ndarray) -> Detection:
+    return Detection(landmark_box(landmarks), five_points(landmarks), 1.0)
+
+
+class LivenessEngine:
+    def __init__(self, landmarker: Landmarker, embed: Embed,
+                 params: EngineParams = EngineParams()) -> None:
+        self.params = params
+        self._landmarker = landmarker
+        self._embed = embed
+        self.blink = BlinkDetector(params.blink)
+        self.mouth = MouthDetector(params.mouth)
+        self.turn = TurnDetector(params.turn)
+        self.identity = IdentityTrack(params.replacement)
+        self.planarity = PlanarityDetector(params.planarity)
+        self.best = BestFrameKeeper()
+        self.events: list[CueEvent] = []
+        self.analysed = 0
+        self.with_face = 0
+        self.competing = 0
+        self._last: tuple[float, tuple[float, float, float, float]] | None = None
+        self._first_t: float | None = None
+        self._competing_checked_at = -1e9
+        self._competing_now = False
+        self._last_t = 0.0
+
+    def _main_face(self, faces: list[np.ndarray]) -> np.ndarray:
+        """The face that continues the track, else the largest."""
+        boxes = [landmark_box(f) for f in faces]
+        if self._last is not None:
+            overlaps = [iou(self._last[1], b) for b in boxes]
+            if max(overlaps) >= 0.2:
+                return faces[int(np.argmax(overlaps))]
+        return faces[int(np.argmax([b[2] * b[3] for b in boxes]))]
+
+    def _competing(self, t: float, image: np.ndarray,
+                   box: tuple[float, float, float, float]) -> bool:
+        """Is another face of comparable size in the frame? (checked every so often)"""
+        if t - self._competing_checked_at < self.params.competing_check_s:
+            return self._competing_now
+        self._competing_checked_at = t
+        area = box[2] * box[3]
+        others = [b for b in self._landmarker.face_boxes(image) if iou(b, box) < 0.2]
+        self._competing_now = any(
+            b[2] * b[3] >= self.params.competing_face_ratio * area for b in others)
+        return self._competing_now
+
+    def feed(self, frame: Frame) -> FrameReport:
+        t = frame.t
+        if self._first_t is None:
+            self._first_t = t
+        self._last_t = t
+        self.analysed += 1
+        faces = self._landmarker.detect(frame.image)
+        if not faces:
+            self.identity.lost()
+            self.planarity.reset()
+            self._last = None
+            return FrameReport(t, 0, ("no face",), ())
+        lm = self._main_face(faces)
+        box = landmark_box(lm)
+        competing = self._competing(t, frame.image, box)
+        self.with_face += 1
+        self.competing += competing
+        hints: list[str] = ["several faces"] if competing else []
+        events: list[CueEvent] = []
+
+        ear_l, ear_r = eye_openness(lm, "left"), eye_openness(lm, "right")
+        yaw = nose_yaw(lm)
+        frontal = abs(yaw) < 0.5
+        blink = self.blink.update(t, ear_l, ear_r, frontal)
+        if blink is not None:
+            events.append(CueEvent("blink", blink.end_t, {
+                "start": blink.start_t, "depth": blink.depth}))
+        mouth = self.mouth.update(t, mouth_aspect_ratio(lm), frontal)
+        if mouth is not None:
+            events.append(CueEvent("mouth", mouth.end_t, {
+                "start": mouth.start_t, "amplitude": mouth.amplitude}))
+        turn = self.turn.update(t, yaw)
+        if turn is not None:
+            events.append(CueEvent(turn.action, turn.t, {"yaw": turn.yaw}))
+
+        detection = as_detection(lm)
+        baseline = self.blink.baseline
+        eyes_open = (ear_l + ear_r) / 2 / baseline if baseline else 0.5
+        self.planarity.update(t, lm, eyes_open >= 0.85)
+        if self.identity.wants_sample(t, box):
+            replaced = self.identity.add(t, self._embed(frame.image, detection))
+            if replaced is not None:
+                events.append(CueEvent("replacement", replaced.t, {"cosine": replaced.cosine}))
+                self.planarity.reset()
+
+        sharpness, brightness = face_crop_stats(frame.image, box)
+        quality = FrameQuality(sharpness, brightness, yaw, eyes_open, min(box[2], box[3]))
+        if not competing:
+            self.best.offer(t, frame.image, lm, quality)
+
+        p = self.params
+        if box[2] < p.min_face_px:
+            hints.append("too far")
+        if brightness < p.min_brightness:
+            hints.append("too dark")
+        elif brightness > p.max_brightness:
+            hints.append("too bright")
+        if self._last is not None and t > self._last[0]:
+            (x0, y0, w0, _), (x1, y1, _, _) = self._last[1], box
+            speed = np.hypot(x1 - x0, y1 - y0) / max(w0, 1.0) / (t - self._last[0])
+            if speed > p.max_motion:
+                hints.append("hold still")
+        self._last = (t, box)
+        self.events.extend(events)
+        return FrameReport(t, len(faces), tuple(hints), tuple(events))
+
+    def evidence(self) -> ClipEvidence:
+        return ClipEvidence(
+            analysed=self.analysed, with_face=self.with_face, competing=self.competing,
+            events=list(self.events), best=self.best.best,
+            planarity=self.planarity.to_json(),
+            identity={"replaced": self.identity.event is not None,
+                      "samples": len(self.identity.cosines) + (self.identity.anchor is not None),
+                      "min_cosine": None if self.identity.min_cosine is None
+                      else round(self.identity.min_cosine, 3)},
+            duration_s=(self._last_t - (self._first_t or 0.0)),
+        )
+
+    def forget(self) -> None:
+        """Drop everything biometric (best frame, identity anchor) once decided."""
+        self.best.clear()
+        self.identity.anchor = None
+        self.identity._anchor_parts.clear()

@@ -1,0 +1,1 @@
+"""Video input: decoding uploaded clips into timestamped, downscaled frames."""

@@ -1,0 +1,82 @@
+"""Video liveness on an uploaded clip (typeId 3035 with a video).
+
+decode (PyAV, sampled at the analysis rate) -> LivenessEngine (landmarks, cues) ->
+clip checks (4003 no usable face, 4004 two competing faces throughout) -> silent
+liveness on the best frame -> fused decision. The streaming path (service.rtc) uses the
+same engine and the same `judge_best_frame` and `decide`.
+"""
+
+from __future__ import annotations
+
+from service.compare import search_params
+from service.config import Config
+from service.errors import ApiError, NoFace, SeveralFaces
+from service.liveness.decision import VideoDecision, VideoPolicy, decide
+from service.liveness.engine import ClipEvidence, EngineParams, LivenessEngine, as_detection
+from service.silent_liveness import LivenessJudgement, judge_face
+from service.video.frames import VideoLimits, decode_frames
+from service.vision.detection import Detection
+from service.vision.faces import find_faces
+from service.vision.landmarks import FaceLandmarker
+from service.vision.runtime import ModelRuntime
+
+
+def video_limits(cfg: Config) -> VideoLimits:
+    return VideoLimits(max_duration_s=cfg.video_max_duration_s,
+                       max_pixels=cfg.video_max_pixels, max_frames=cfg.video_max_frames,
+                       max_bytes=cfg.max_request_bytes)
+
+
+def video_policy(cfg: Config) -> VideoPolicy:
+    return VideoPolicy(min_tracked_fraction=cfg.video_min_tracked_fraction)
+
+
+def engine_params(cfg: Config) -> EngineParams:
+    return EngineParams()
+
+
+def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
+    """Refuse clips that cannot be judged at all (as opposed to judged not live)."""
+    if evidence.with_face == 0:
+        raise NoFace("no face in the video")
+    if evidence.competing >= cfg.video_competing_fraction * evidence.with_face:
+        raise SeveralFaces("two faces compete for the whole video; one person at a time")
+    if evidence.best is None:  # faces seen, but only ever next to a competing one
+        raise SeveralFaces("no frame shows one face on its own")
+
+
+def best_frame_face(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config) -> Detection:
+    """The best frame's face as the image detector sees it (YuNet box and landmarks:
+    what the PAD models were calibrated with and what the embedder aligns by); the
+    landmark-derived face if YuNet misses it."""
+    best = evidence.best
+    assert best is not None
+    search = find_faces(runtime.detector(), runtime.presence(), best.image, search_params(cfg))
+    return search.faces[0] if search.faces else as_detection(best.landmarks)
+
+
+def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
+                     ) -> tuple[LivenessJudgement | None, str]:
+    """Silent liveness on the best frame; (None, reason) when its quality gates refuse."""
+    assert evidence.best is not None
+    face = best_frame_face(runtime, evidence, cfg)
+    try:
+        return judge_face(runtime, evidence.best.image, face, 1, cfg), ""
+    except ApiError as exc:  # quality gates: judged "cannot tell", which is not "live"
+        return None, exc.value
+
+
+def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecision:
+    """Runs in a model worker thread; the landmarker is this clip's own."""
+    landmarker = FaceLandmarker()
+    engine = LivenessEngine(landmarker, runtime.embed, engine_params(cfg))
+    try:
+        for frame in decode_frames(data, cfg.analysis_fps, cfg.work_side, video_limits(cfg)):
+            engine.feed(frame)
+        evidence = engine.evidence()
+        check_clip(evidence, cfg)
+        pad, problem = judge_best_frame(runtime, evidence, cfg)
+        return decide(evidence, pad, problem, video_policy(cfg))
+    finally:
+        engine.forget()
+        landmarker.close()
