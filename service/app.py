@@ -14,6 +14,8 @@ from service.auth import Authenticator, FailureLimiter
 from service.config import Config
 from service.errors import ApiError, InternalError, TooLarge
 from service.payload import failure
+from service.rtc.manager import SessionManager
+from service.rtc.routes import MANAGER, add_session_routes
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
 
@@ -77,6 +79,7 @@ async def _load_models(app: web.Application) -> None:
         log.error("model loading failed: %s", exc)
         raise
     state.set_runtime(runtime)
+    app[MANAGER].start(runtime)
     log.info("models loaded: %s", ", ".join(MODEL_NAMES))
 
 
@@ -86,6 +89,7 @@ async def _start(app: web.Application) -> None:
 
 async def _stop(app: web.Application) -> None:
     app[LOADER].cancel()
+    await app[MANAGER].close()
     state = app[STATE]
     if state.ready:
         state.runtime.close()
@@ -109,6 +113,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/", verify)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_session_routes(app, SessionManager(config))
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -68,8 +69,32 @@ def decode_base64(name: str, text: str | bytes) -> bytes:
     return data
 
 
+async def _read_json(request: web.Request, media_fields: tuple[str, ...]) -> VerifyRequest:
+    """A JSON object body (the session API accepts it besides forms): strings and numbers
+    become fields, lists become comma-joined fields, media fields are base64."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedField("body", "malformed", "not valid JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedField("body", "malformed", "expected a JSON object")
+    out = VerifyRequest(fields={}, body_digest=hashlib.sha256(raw).hexdigest())
+    for name, value in body.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if name in media_fields:
+            if str(value).strip():
+                out.media[name] = decode_base64(name, str(value))
+        else:
+            out.fields[name] = str(value)
+    return out
+
+
 async def read_request(request: web.Request, media_fields: tuple[str, ...],
-                       max_bytes: int) -> VerifyRequest:
+                       max_bytes: int, allow_json: bool = False) -> VerifyRequest:
     """Read fields from a form or multipart body; media fields become bytes.
 
     Media fields may be text (base64) or file parts; a file part named `file` is kept
@@ -78,6 +103,8 @@ async def read_request(request: web.Request, media_fields: tuple[str, ...],
     if request.content_length is not None and request.content_length > max_bytes:
         raise TooLarge(f"request body is larger than {max_bytes} bytes")
     ctype = request.content_type
+    if allow_json and ctype == "application/json":
+        return await _read_json(request, media_fields)
     if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise MalformedField("body", "malformed", f"expected a form or multipart body, "
                              f"got {ctype or 'no content type'}")

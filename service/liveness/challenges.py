@@ -58,6 +58,7 @@ class ChallengeScript:
     time_per_challenge_s: float = 7.0
     challenges: list[Challenge] = field(init=False)
     failed_at: float | None = None
+    failed_challenge: Challenge | None = None
 
     def __post_init__(self) -> None:
         self.challenges = [Challenge(a) for a in self.actions]
@@ -106,6 +107,6 @@ class ChallengeScript:
         """Advance the clock; True when the current challenge just ran out of time."""
         now = self.current
         if now is not None and now.deadline is not None and t > now.deadline:
-            self.failed_at = t
+            self.failed_at, self.failed_challenge = t, now
             return True
         return False

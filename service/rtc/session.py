@@ -32,7 +32,9 @@ class Session:
     expires_at: float
     portrait: np.ndarray | None = None  # embedding only, never the image
     portrait_detail: dict[str, Any] | None = None
-    state: str = "created"  # created -> connected -> deciding -> decided | expired
+    # created -> connected -> deciding -> decided; created -> expired | ended (DELETE
+    # before any media)
+    state: str = "created"
     offered: bool = False
     progress: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
@@ -68,9 +70,9 @@ class SessionStore:
     def active_count(self) -> int:
         return sum(1 for s in self.sessions.values() if s.active)
 
-    def create(self, key: str, challenges: list[str], ttl_s: float,
-               portrait: np.ndarray | None, portrait_detail: dict[str, Any] | None,
-               now: float | None = None) -> tuple[Session, str]:
+    def check_capacity(self, key: str, now: float | None = None) -> deque[float]:
+        """Raise RateLimited when no session may be created now (busy, or this key's
+        attempt budget is spent); returns the key's recent creation times."""
         now = time.time() if now is None else now
         if self.active_count() >= self.max_active:
             raise RateLimited("busy: too many sessions in progress, retry shortly")
@@ -79,7 +81,13 @@ class SessionStore:
             recent.popleft()
         if len(recent) >= self.max_per_key:
             raise RateLimited("too many sessions for this key, retry later")
-        recent.append(now)
+        return recent
+
+    def create(self, key: str, challenges: list[str], ttl_s: float,
+               portrait: np.ndarray | None, portrait_detail: dict[str, Any] | None,
+               now: float | None = None) -> tuple[Session, str]:
+        now = time.time() if now is None else now
+        self.check_capacity(key, now).append(now)
         token = secrets.token_urlsafe(32)
         session = Session(
             id=secrets.token_urlsafe(16), key=key,

@@ -1,0 +1,121 @@
+"""Sessions of this process: create, connect (WHIP), end, expire, forget.
+
+Owns the session store, each session's peer connection and analysis task, and a
+janitor that ends sessions past their TTL (deciding those that had a peer, closing
+their connections) and forgets decided ones after the result retention time, so
+nothing piles up however many clients come and go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from service.config import Config
+from service.errors import SessionConflict, SessionExpired
+from service.rtc import peer as peers
+from service.rtc.intake import LatestFrame
+from service.rtc.runner import StreamRun
+from service.rtc.session import Session, SessionStore
+from service.vision.runtime import ModelRuntime
+
+log = logging.getLogger("service.rtc")
+
+
+class SessionManager:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.store = SessionStore(
+            max_active=cfg.max_sessions, max_per_key=cfg.sessions_per_key_per_minute,
+            per_key_window_s=60.0, result_retention_s=cfg.result_retention_s)
+        self.peers: dict[str, peers.Peer] = {}
+        self.runtime: ModelRuntime | None = None
+        self._janitor: asyncio.Task | None = None
+
+    def start(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+        self._janitor = asyncio.create_task(self._sweep_forever(), name="session-janitor")
+
+    async def connect(self, session: Session, offer_sdp: str) -> str:
+        """Answer the session's one and only offer."""
+        if session.offered:
+            raise SessionConflict()
+        session.offered = True  # before any await: a concurrent second offer is refused
+        assert self.runtime is not None
+        runtime = self.runtime
+
+        def on_video(track: MediaStreamTrack, peer: peers.Peer) -> None:
+            run = StreamRun(session, runtime, self.cfg, peer.channel, self._decided)
+            intake = LatestFrame(track)
+            peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
+
+        peer, answer = await peers.answer(offer_sdp, self.cfg.ice_servers, on_video)
+        if session.state != "created":  # expired or deleted while we negotiated
+            await peer.close()
+            raise SessionExpired()
+        self.peers[session.id] = peer
+        session.state = "connected"
+        return answer
+
+    def _decided(self, session: Session) -> None:
+        """The analysis produced its result: hang up (the result stays readable)."""
+        peer = self.peers.pop(session.id, None)
+        if peer is not None:
+            asyncio.get_running_loop().call_later(
+                1.0, lambda: asyncio.ensure_future(peer.close()))  # let the result message out
+        session.done.set()
+
+    async def end(self, session: Session) -> None:
+        """DELETE: the client hangs up; a connected session is decided with what it has."""
+        peer = self.peers.get(session.id)
+        if peer is not None:
+            peer.gone.set()
+        elif session.state == "created":
+            session.state = "ended"
+            session.forget_biometrics()
+
+    async def add_candidates(self, session: Session, sdpfrag: str) -> int:
+        peer = self.peers.get(session.id)
+        if peer is None:
+            raise SessionConflict("the session has no peer connection yet")
+        return await peer.add_candidates(sdpfrag)
+
+    async def sweep(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        expiring, forget = self.store.due(now)
+        for session in expiring:
+            peer = self.peers.get(session.id)
+            analysing = peer is not None and any(
+                t.get_name() == "analysis" and not t.done() for t in peer.tasks)
+            if analysing:
+                peer.gone.set()  # the analysis task decides and hangs up
+            else:
+                if peer is not None:  # connected, but no video track ever came
+                    await self.peers.pop(session.id).close()
+                session.state = "expired"
+                session.forget_biometrics()
+        for session_id in forget:
+            self.store.sessions.pop(session_id, None)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+
+    def stats(self) -> dict[str, Any]:
+        return {"sessions": len(self.store.sessions), "active": self.store.active_count(),
+                "peers": len(self.peers)}
+
+    async def close(self) -> None:
+        if self._janitor is not None:
+            self._janitor.cancel()
+        for peer in list(self.peers.values()):
+            await peer.close()
+        self.peers.clear()

@@ -1,0 +1,227 @@
+"""HTTP side of streaming sessions (spec section 2): create, WHIP, result, CORS.
+
+    POST   /v1/sessions                 create (key/timestamp/token, form or JSON)
+    POST   /v1/demo/sessions            create without a secret (config demo_sessions)
+    POST   /v1/sessions/{id}/whip       WHIP offer (application/sdp or JSON {sdp,type})
+    PATCH  /v1/sessions/{id}/whip       trickle ICE candidates (sdpfrag), RFC 9725
+    DELETE /v1/sessions/{id}/whip       hang up (the WHIP resource = the whip_url)
+    GET    /v1/sessions/{id}/result     202 while running, 200 with the decision
+    OPTIONS on all of them              CORS preflight for browsers
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from service.api.request import read_request
+from service.errors import ApiError, BadCredentials, MalformedField, SessionNotFound
+from service.liveness.challenges import parse_challenges, pick_challenges
+from service.payload import Payload
+from service.rtc.manager import SessionManager
+from service.rtc.runner import portrait_embedding
+from service.rtc.session import Session
+from service.state import STATE, ServiceState
+
+MANAGER = web.AppKey("sessions", SessionManager)
+PORTRAIT_FIELDS = ("img", "file", "portrait")
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _session_json(request: web.Request, session: Session, token: str,
+                  ice_servers: tuple[str, ...]) -> dict[str, Any]:
+    base = f"{request.url.origin()}/v1/sessions/{session.id}"
+    return {
+        "session_id": session.id,
+        "session_token": token,
+        "whip_url": f"{base}/whip",
+        "result_url": f"{base}/result",
+        "ice_servers": [{"urls": [u]} for u in ice_servers],
+        "expires_at": _iso(session.expires_at),
+        "ttl_s": round(session.expires_at - session.created_at, 3),
+        "challenges": list(session.challenges),
+    }
+
+
+async def _create(request: web.Request, key: str, fields: dict[str, str],
+                  portrait: bytes | None) -> web.Response:
+    state: ServiceState = request.app[STATE]
+    cfg = state.config
+    manager = request.app[MANAGER]
+    try:
+        challenges = (parse_challenges(fields["challenges"]) if fields.get("challenges")
+                      else pick_challenges(cfg.default_challenges))
+    except ValueError as exc:
+        raise MalformedField("challenges", "malformed", str(exc)) from None
+    try:
+        ttl = float(fields.get("ttl") or cfg.session_ttl_s)
+    except ValueError:
+        raise MalformedField("ttl", "malformed") from None
+    if not 10.0 <= ttl <= cfg.max_session_ttl_s:
+        raise MalformedField("ttl", "malformed", f"10..{cfg.max_session_ttl_s:g} seconds")
+    await state.wait_ready()
+    manager.store.check_capacity(key)  # refuse before spending a portrait's compute
+    embedding, detail = None, None
+    if portrait is not None:
+        embedding, detail = await state.runtime.run(portrait_embedding, state.runtime,
+                                                    portrait, cfg)
+    session, token = manager.store.create(key, challenges, ttl, embedding, detail)
+    return web.json_response(_session_json(request, session, token, cfg.ice_servers),
+                             status=201)
+
+
+async def create_session(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
+                             allow_json=True)
+    key, timestamp, token = (req.text(n) for n in ("key", "timestamp", "token"))
+    state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
+    portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
+    return await _create(request, key, req.fields, portrait)
+
+
+async def create_demo_session(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not state.config.demo_sessions:
+        raise SessionNotFound("demo sessions are disabled (config demo_sessions)")
+    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
+                             allow_json=True)
+    portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
+    # all demo sessions share one attempt budget, like one API key
+    return await _create(request, "demo", req.fields, portrait)
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BadCredentials("send the session token as `Authorization: Bearer <token>`")
+    return token.strip()
+
+
+def _session(request: web.Request, token: str) -> Session:
+    state: ServiceState = request.app[STATE]
+    client = request.remote or "-"
+    state.auth.limiter.check(client, time.time())
+    try:
+        return request.app[MANAGER].store.get(request.match_info["session_id"], token)
+    except BadCredentials:
+        state.auth.limiter.record(client, time.time())
+        raise
+
+
+async def whip_offer(request: web.Request) -> web.Response:
+    session = _session(request, _bearer(request))
+    manager = request.app[MANAGER]
+    ctype = request.content_type
+    body = await request.text()
+    if ctype == "application/json":
+        try:
+            offer = json.loads(body)
+            sdp, kind = offer["sdp"], offer.get("type", "offer")
+        except (ValueError, KeyError, TypeError):
+            raise MalformedField("sdp", "malformed", 'expected {"sdp": ..., "type": "offer"}') \
+                from None
+        if kind != "offer":
+            raise MalformedField("type", "malformed", "expected an offer")
+    elif ctype == "application/sdp":
+        sdp = body
+    else:
+        raise MalformedField("body", "malformed", "send the offer as application/sdp")
+    answer = await manager.connect(session, sdp)
+    headers = {"Location": str(request.url.relative().path),
+               "ETag": f'"{session.id}"'}
+    if ctype == "application/json":
+        return web.json_response({"sdp": answer, "type": "answer"}, status=201,
+                                 headers=headers)
+    return web.Response(status=201, body=answer.encode(), content_type="application/sdp",
+                        headers=headers)
+
+
+async def whip_patch(request: web.Request) -> web.Response:
+    session = _session(request, _bearer(request))
+    if request.content_type != "application/trickle-ice-sdpfrag":
+        return web.Response(status=415, text="expected application/trickle-ice-sdpfrag")
+    await request.app[MANAGER].add_candidates(session, await request.text())
+    return web.Response(status=204)
+
+
+async def whip_delete(request: web.Request) -> web.Response:
+    session = _session(request, _bearer(request))
+    await request.app[MANAGER].end(session)
+    return web.Response(status=200)
+
+
+async def result(request: web.Request) -> web.Response:
+    state: ServiceState = request.app[STATE]
+    if "Authorization" in request.headers:
+        token = _bearer(request)
+        session = request.app[MANAGER].store.get(request.match_info["session_id"], token,
+                                                 allow_expired=True)
+    else:
+        q = request.query
+        key = q.get("key", "")
+        for name in ("key", "timestamp", "token"):
+            if not q.get(name, "").strip():
+                raise MalformedField(name)
+        # a read-only poll may repeat its signature, so no replay fingerprint here
+        state.auth.verify(request.remote or "-", key, q["timestamp"], q["token"],
+                          secrets.token_hex(8))
+        session = request.app[MANAGER].store.get(request.match_info["session_id"],
+                                                 allow_expired=True)
+        if session.key != key:
+            raise SessionNotFound()
+    if session.result is not None:
+        return web.json_response(session.result)
+    body: Payload = {"infoList": [], "messageString": {"status": "2020", "value": "pending"},
+                     "detail": {"state": session.state,
+                                "expires_at": _iso(session.expires_at)}}
+    if session.state in ("expired", "ended"):
+        error = ApiError(f"the session {session.state} without a decision")
+        body["messageString"] = {"status": "4100", "value": error.value}
+        return web.json_response(body, status=410)
+    return web.json_response(body, status=202)
+
+
+def _cors(request: web.Request) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": request.app[STATE].config.cors_origin,
+        "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+        "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post",
+        "Access-Control-Max-Age": "600",
+    }
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={**_cors(request),
+                                             "Accept-Post": "application/sdp"})
+
+
+async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v1/"):
+        for name, value in _cors(request).items():
+            response.headers.setdefault(name, value)
+
+
+def add_session_routes(app: web.Application, manager: SessionManager) -> None:
+    app[MANAGER] = manager
+    r = app.router
+    r.add_post("/v1/sessions", create_session)
+    r.add_post("/v1/demo/sessions", create_demo_session)
+    r.add_post("/v1/sessions/{session_id}/whip", whip_offer)
+    r.add_patch("/v1/sessions/{session_id}/whip", whip_patch)
+    r.add_delete("/v1/sessions/{session_id}/whip", whip_delete)
+    r.add_get("/v1/sessions/{session_id}/result", result)
+    for path in ("/v1/sessions", "/v1/demo/sessions", "/v1/sessions/{session_id}/whip",
+                 "/v1/sessions/{session_id}/result"):
+        r.add_route("OPTIONS", path, preflight)
+    app.on_response_prepare.append(add_cors)

@@ -1,0 +1,232 @@
+"""Streaming sessions end to end: a real aiortc client streams real clips over loopback.
+
+The client answers nothing on the data channel; the clip alone meets the challenges
+(or fails them). Each test creates its own session on one server whose challenge time
+is short, so failures are decided in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import AsyncIterator
+
+import aiohttp
+import cv2
+import pytest
+import pytest_asyncio
+
+from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
+from rtc_client import ClipTrack, WhipClient, create_session
+from service.rtc.routes import MANAGER
+from videos import decode_all
+
+VIDEO_ORDER = ["Decision value", "Live or not", "Whether there is a replacement",
+               "Whether there is blinking", "Whether there is a mouth"]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def rtc_server() -> AsyncIterator:
+    server = await start_server(make_config(challenge_time_s=6.0, stream_media_timeout_s=4.0,
+                                            max_sessions=4, session_ttl_s=40.0))
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def url(rtc_server) -> str:
+    return str(rtc_server.make_url("")).rstrip("/")
+
+
+def clip(path: str) -> list:
+    return decode_all(data_bytes(path))
+
+
+async def run_session(http: aiohttp.ClientSession, url: str, frames: list, codec: str = "VP8",
+                      **fields) -> tuple[WhipClient, dict]:
+    status, session = await create_session(http, url, KEY, SECRET, **fields)
+    assert status == 201, session
+    client = WhipClient(session, http, codec=codec)
+    assert await client.connect(ClipTrack(frames, fps=15)) == 201
+    try:
+        payload = await asyncio.wait_for(client.result, 60)
+    finally:
+        await client.hang_up()
+    return client, payload
+
+
+def video_items(payload: dict) -> dict[str, str]:
+    assert status_of(payload) == "2000", payload["messageString"]
+    items = payload["infoList"][0]["veritem"]
+    assert [i["desc"] for i in items[:5]] == VIDEO_ORDER
+    return {i["desc"]: i["content"] for i in items[:5]}
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_blinking_person_passes_a_blink_challenge(http, url, codec):
+    client, payload = await run_session(http, url, clip("blink/zju/000001M_FBN.mp4"),
+                                        codec=codec, challenges="blink")
+    got = video_items(payload)
+    assert got["Live or not"] == "Living body", payload["detail"]["reasons"]
+    assert got["Whether there is blinking"] == "yes"
+    kinds = [m["type"] for m in client.messages]
+    assert kinds.index("challenge") < kinds.index("challenge_met") < kinds.index("result")
+    challenge = next(m for m in client.messages if m["type"] == "challenge")
+    assert challenge["action"] == "blink" and challenge["deadline_ms"] == 6000
+    # the stored result is the one sent on the data channel
+    status, stored = await client.poll_result()
+    assert status == 200 and stored["infoList"] == payload["infoList"]
+
+
+async def test_talking_person_passes_a_mouth_challenge(http, url):
+    _, payload = await run_session(http, url, clip("mouth/grid/bbaf2n.mpg"),
+                                   challenges="mouth")
+    got = video_items(payload)
+    assert got["Live or not"] == "Living body", payload["detail"]["reasons"]
+    assert payload["detail"]["challenges"][0]["met_at"] is not None
+
+
+async def test_still_photo_streamed_as_video_fails(http, url):
+    photo = cv2.imread(str(DATA / "spoof/live_frames/000003M.jpg"))
+    client, payload = await run_session(http, url, [photo], challenges="blink")
+    got = video_items(payload)
+    assert got["Live or not"] == "Non-living body"
+    assert "challenges not met" in payload["detail"]["reasons"]
+    assert any(m["type"] == "challenge_failed" for m in client.messages)
+
+
+async def test_clip_spliced_from_two_people_reports_replacement(http, url):
+    _, payload = await run_session(http, url,
+                                   clip("splices/000003M_FNN+000008M_FBN.mp4"),
+                                   challenges="blink,blink")
+    got = video_items(payload)
+    assert got["Whether there is a replacement"] == "yes"
+    assert got["Live or not"] == "Non-living body"
+
+
+@pytest.mark.parametrize("portrait, same", [
+    ("spoof/live_frames/000001M.jpg", True),
+    ("spoof/live_frames/000013F.jpg", False),
+])
+async def test_portrait_comparison_against_the_best_frame(http, url, portrait, same):
+    img = base64.b64encode(data_bytes(portrait)).decode()
+    _, payload = await run_session(http, url, clip("blink/zju/000001M_FBN.mp4"),
+                                   challenges="blink", img=img)
+    items = [i["desc"] for i in payload["infoList"][0]["veritem"]]
+    assert items[5] == f"Decision result:{'yes' if same else 'no'}"
+    assert items[6].startswith("Decision value:")
+    assert "similarity" in payload["detail"]["face_comparison"]
+
+
+async def test_unknown_session_and_bad_token_are_refused(http, url):
+    status, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    whip = session["whip_url"]
+    async with http.post(whip.replace(session["session_id"], "nope"), data="v=0\r\n",
+                         headers={"Content-Type": "application/sdp",
+                                  "Authorization": f"Bearer {session['session_token']}"}) as r:
+        assert r.status == 404 and status_of(await r.json()) == "4040"
+    async with http.post(whip, data="v=0\r\n", headers={
+            "Content-Type": "application/sdp", "Authorization": "Bearer wrong"}) as r:
+        assert r.status == 401 and status_of(await r.json()) == "4010"
+    async with http.post(whip, data="v=0\r\n", headers={"Content-Type": "application/sdp"}) as r:
+        assert r.status == 401
+
+
+async def test_session_token_is_single_use(http, url):
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    first = WhipClient(session, http)
+    second = WhipClient(session, http)
+    frames = clip("blink/zju/000001M_FBN.mp4")
+    try:
+        assert await first.connect(ClipTrack(frames)) == 201
+        assert await second.connect(ClipTrack(frames)) == 409
+    finally:
+        await first.hang_up()
+        await second.hang_up()
+
+
+async def test_expired_session_is_refused(http, url, rtc_server):
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink", ttl=10)
+    manager = rtc_server.app[MANAGER]
+    await manager.sweep(now=time.time() + 11)  # the janitor's view 11 s from now
+    client = WhipClient(session, http)
+    try:
+        assert await client.connect(ClipTrack(clip("blink/zju/000001M_FBN.mp4"))) == 410
+    finally:
+        await client.hang_up()
+    status, body = await client.poll_result()
+    assert status == 410 and status_of(body) == "4100"
+
+
+async def test_offer_without_video_and_bad_sdp_answer_4002(http, url):
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    headers = {"Content-Type": "application/sdp",
+               "Authorization": f"Bearer {session['session_token']}"}
+    async with http.post(session["whip_url"], data="hello", headers=headers) as r:
+        assert r.status == 400 and status_of(await r.json()) == "4002"
+
+
+async def test_client_that_disconnects_mid_session_leaves_nothing_behind(http, url, rtc_server):
+    status, session = await create_session(http, url, KEY, SECRET, challenges="blink,mouth")
+    client = WhipClient(session, http)
+    assert await client.connect(ClipTrack(clip("blink/zju/000001M_FBN.mp4"))) == 201
+    for _ in range(100):  # until the first prompt shows the session is running
+        if any(m["type"] == "challenge" for m in client.messages):
+            break
+        await asyncio.sleep(0.1)
+    await client.hang_up()
+    status, body = await client.poll_result(timeout=30)
+    assert status == 200
+    assert body["detail"]["ended_by"] == "peer disconnected"
+    assert video_items(body)["Live or not"] == "Non-living body"
+    manager = rtc_server.app[MANAGER]
+    for _ in range(50):  # the server hangs up 1 s after the result
+        if session["session_id"] not in manager.peers:
+            break
+        await asyncio.sleep(0.1)
+    assert session["session_id"] not in manager.peers
+    session_tasks = {"analysis", "frame-intake", "drain"}
+    for _ in range(50):  # bounded: tasks finish right after the result is stored
+        left = [t for t in asyncio.all_tasks() if t.get_name() in session_tasks]
+        if not left:
+            break
+        await asyncio.sleep(0.1)
+    assert left == []
+    stored = manager.store.sessions[session["session_id"]]
+    assert stored.portrait is None and stored.state == "decided"
+
+
+async def test_session_creation_limits_and_validation(http, url):
+    status, body = await create_session(http, url, KEY, SECRET, challenges="jump")
+    assert status == 400 and status_of(body) == "4001" and "challenges" in body[
+        "messageString"]["value"]
+    status, body = await create_session(http, url, KEY, SECRET, ttl=5)
+    assert status == 400 and "ttl" in body["messageString"]["value"]
+    status, body = await create_session(http, url, KEY, "wrong-secret")
+    assert status == 401
+    blank = cv2.imencode(".png", cv2.UMat(200, 200, cv2.CV_8UC3).get() * 0 + 200)[1].tobytes()
+    status, body = await create_session(http, url, KEY, SECRET,
+                                        img=base64.b64encode(blank).decode())
+    assert status_of(body) == "4003"
+
+
+async def test_cors_preflight_and_trickle_patch(http, url):
+    async with http.options(f"{url}/v1/sessions/x/whip") as r:
+        assert r.status == 204
+        assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    client = WhipClient(session, http)
+    try:
+        assert await client.connect(ClipTrack(clip("blink/zju/000001M_FBN.mp4"))) == 201
+        frag = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+        async with http.patch(session["whip_url"], data=frag, headers={
+                "Content-Type": "application/trickle-ice-sdpfrag",
+                "Authorization": f"Bearer {client.token}"}) as r:
+            assert r.status == 204
+        assert await client.delete() == 200
+        status, body = await client.poll_result(timeout=30)
+        assert status == 200 and body["detail"]["ended_by"] == "peer disconnected"
+    finally:
+        await client.hang_up()
