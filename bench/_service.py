@@ -26,6 +26,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_service(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    with service_process(extra_env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def service_process(extra_env: dict[str, str] | None = None
+                    ) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     env = {**os.environ, "SERVICE_API_KEYS": f"{KEY}:{SECRET}",
            "SERVICE_MODEL_DIR": os.environ.get("SERVICE_MODEL_DIR", str(ROOT / ".models")),
@@ -45,7 +52,7 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("service did not become ready")
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -51,7 +51,8 @@ def verdict(runtime: ModelRuntime, cfg: Config, data: bytes) -> dict:
     except ApiError as exc:
         return {"status": exc.status}
     return {"status": "2000", "live": d.live, "blink": d.blinked, "mouth": d.mouth_moved,
-            "replaced": d.replaced, "reasons": d.reasons}
+            "replaced": d.replaced, "reasons": d.reasons,
+            "min_cosine": d.detail["identity"]["min_cosine"]}
 
 
 def rate(rows: list[dict], key: str) -> str:
@@ -117,6 +118,7 @@ def own_splices(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -
     rng.shuffle(pairs)
     pairs = pairs[: 4 if quick else 12]
     results: dict[str, list[bool]] = defaultdict(list)
+    cosines: dict[str, list[float]] = defaultdict(list)
     fps = 30
     for a, b in pairs:
         fa, fb = frames(f"{a}_FNN"), frames(f"{b}_FNN")
@@ -126,6 +128,7 @@ def own_splices(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -
             if at < n - 10:
                 r = verdict(runtime, cfg, encode(cut(fa[:n], fb[:n], at), fps=fps))
                 results[f"two people, cut at {at_s} s"].append(r.get("replaced") is True)
+                cosines["two people"].append(r.get("min_cosine") or 1.0)
         r = verdict(runtime, cfg, encode(push(fa[:n], fb[:n], int(2.0 * fps), fps // 2), fps=fps))
         results["two people, B pushes A out from the side (0.5 s)"].append(
             r.get("replaced") is True)
@@ -136,12 +139,16 @@ def own_splices(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -
             r = verdict(runtime, cfg, encode(cut(f1[:n], f2[:n], int(2.5 * fps)), fps=fps))
             results["same person, two conditions (must stay no)"].append(
                 r.get("replaced") is True)
+            cosines["same person"].append(r.get("min_cosine") or 1.0)
     # photo attacks: every live frame of shared/data, still and tilted back and forth
     for name, make in (("still photo (3 s)", lambda im: [im] * 45),
                        ("photo tilted back and forth (4 s)", lambda im: held_photo(im, 4.0))):
         for path in sorted((DATA / "spoof/live_frames").glob("*.jpg"))[: 5 if quick else None]:
             r = verdict(runtime, cfg, encode(make(cv2.imread(str(path))), fps=15))
             results[f"attack: {name}, said Living body"].append(r.get("live") is True)
+    for name, values in cosines.items():
+        print(f"lowest identity cosine per clip, {name}: "
+              f"{', '.join(f'{v:.2f}' for v in sorted(values))}")
     print("\n| own splices and photo attacks | yes |\n|---|---|")
     for name, hits in results.items():
         print(f"| {name} | {sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.0%}) |")

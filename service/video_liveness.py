@@ -12,6 +12,7 @@ from service.compare import search_params
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
 from service.liveness.decision import VideoDecision, VideoPolicy, decide
+from service.liveness.best_frame import BestFrame
 from service.liveness.engine import ClipEvidence, EngineParams, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
 from service.video.frames import VideoLimits, decode_frames
@@ -45,25 +46,37 @@ def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
         raise SeveralFaces("no frame shows one face on its own")
 
 
-def best_frame_face(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config) -> Detection:
-    """The best frame's face as the image detector sees it (YuNet box and landmarks:
-    what the PAD models were calibrated with and what the embedder aligns by); the
+def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detection:
+    """A kept frame's face as the image detector sees it (YuNet box and landmarks: what
+    the PAD models were calibrated with and what the embedder aligns by); the
     landmark-derived face if YuNet misses it."""
-    best = evidence.best
-    assert best is not None
-    search = find_faces(runtime.detector(), runtime.presence(), best.image, search_params(cfg))
-    return search.faces[0] if search.faces else as_detection(best.landmarks)
+    search = find_faces(runtime.detector(), runtime.presence(), frame.image,
+                        search_params(cfg))
+    return search.faces[0] if search.faces else as_detection(frame.landmarks)
+
+
+def best_frame_face(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config) -> Detection:
+    assert evidence.best is not None
+    return frame_face(runtime, evidence.best, cfg)
 
 
 def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
                      ) -> tuple[LivenessJudgement | None, str]:
-    """Silent liveness on the best frame; (None, reason) when its quality gates refuse."""
-    assert evidence.best is not None
-    face = best_frame_face(runtime, evidence, cfg)
-    try:
-        return judge_face(runtime, evidence.best.image, face, 1, cfg), ""
-    except ApiError as exc:  # quality gates: judged "cannot tell", which is not "live"
-        return None, exc.value
+    """Silent liveness on the best frames: the judgement with the median live
+    probability among the kept frames that pass the quality gates; (None, reason) when
+    none does."""
+    judged: list[LivenessJudgement] = []
+    problem = ""
+    for frame in evidence.candidates or ([evidence.best] if evidence.best else []):
+        try:
+            judged.append(judge_face(runtime, frame.image, frame_face(runtime, frame, cfg),
+                                     1, cfg))
+        except ApiError as exc:  # quality gates: "cannot tell", which is not "live"
+            problem = problem or exc.value
+    if not judged:
+        return None, problem
+    judged.sort(key=lambda j: j.live_probability)
+    return judged[(len(judged) - 1) // 2], ""
 
 
 def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecision:

@@ -55,6 +55,7 @@ class WhipClient:
     http: aiohttp.ClientSession
     codec: str = "VP8"  # or "H264"
     messages: list[dict[str, Any]] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # monotonic, per message
     result: asyncio.Future | None = None
     pc: RTCPeerConnection | None = None
     location: str = ""
@@ -70,6 +71,7 @@ class WhipClient:
             def on_message(text: str) -> None:
                 message = json.loads(text)
                 self.messages.append(message)
+                self.received_at.append(time.monotonic())
                 if message.get("type") == "result" and not self.result.done():
                     self.result.set_result(message["payload"])
 
@@ -87,6 +89,15 @@ class WhipClient:
             answer = await resp.text()
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         return 201
+
+    @property
+    def latency_ms(self) -> float | None:
+        """From the last `challenge_met` to the `result` message, as the client saw it."""
+        kinds = [m["type"] for m in self.messages]
+        if "result" not in kinds or "challenge_met" not in kinds:
+            return None
+        last_met = max(i for i, k in enumerate(kinds) if k == "challenge_met")
+        return 1000 * (self.received_at[kinds.index("result")] - self.received_at[last_met])
 
     @property
     def token(self) -> str:

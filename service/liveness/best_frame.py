@@ -60,17 +60,36 @@ class BestFrame:
 
 
 class BestFrameKeeper:
-    def __init__(self) -> None:
-        self.best: BestFrame | None = None
+    """The `keep` best frames, at least `spacing_s` apart (so they are different
+    moments, not three copies of one), best first.
+
+    Why several: one frame's presentation-attack score can swing with a motion blur or
+    a half-closed eye that the quality score did not see; the median over a few good,
+    separate frames is steadier (the decision uses it).
+    """
+
+    def __init__(self, keep: int = 3, spacing_s: float = 0.3) -> None:
+        self.keep = keep
+        self.spacing_s = spacing_s
+        self.frames: list[BestFrame] = []
+
+    @property
+    def best(self) -> BestFrame | None:
+        return self.frames[0] if self.frames else None
 
     def offer(self, t: float, image: np.ndarray, landmarks: np.ndarray,
               quality: FrameQuality) -> bool:
         score = quality.score()
-        if self.best is not None and score <= self.best.score:
+        near = [f for f in self.frames if abs(f.t - t) < self.spacing_s]
+        if any(f.score >= score for f in near):
+            return False
+        if not near and len(self.frames) >= self.keep and score <= self.frames[-1].score:
             return False
         # the frame buffer may be reused by the decoder: keep our own copy
-        self.best = BestFrame(t, image.copy(), landmarks.copy(), quality, score)
+        frame = BestFrame(t, image.copy(), landmarks.copy(), quality, score)
+        kept = [f for f in self.frames if f not in near] + [frame]
+        self.frames = sorted(kept, key=lambda f: -f.score)[: self.keep]
         return True
 
     def clear(self) -> None:
-        self.best = None
+        self.frames = []

@@ -88,6 +88,7 @@ class ClipEvidence:
     planarity: dict[str, object]
     identity: dict[str, object]
     duration_s: float
+    candidates: list[BestFrame] = field(default_factory=list)  # best first
 
     def count(self, kind: str) -> int:
         return sum(e.kind == kind for e in self.events)
@@ -228,7 +229,7 @@ class LivenessEngine:
     def evidence(self) -> ClipEvidence:
         return ClipEvidence(
             analysed=self.analysed, with_face=self.with_face, competing=self.competing,
-            events=list(self.events), best=self.best.best,
+            events=list(self.events), best=self.best.best, candidates=list(self.best.frames),
             planarity=self.planarity.to_json(),
             identity={"replaced": self.identity.event is not None,
                       "samples": len(self.identity.cosines) + (self.identity.anchor is not None),

@@ -74,7 +74,8 @@ class StreamRun:
         self.engine: LivenessEngine | None = None
         self.t0 = time.monotonic()
         self.frames_analysed = 0
-        self.last_hints: tuple[str, ...] = ()
+        self.last_hints: tuple[str, ...] | None = None  # None: nothing sent yet
+        self.first_face_t: float | None = None
         self.ended_by = ""
 
     def now(self) -> float:
@@ -112,9 +113,12 @@ class StreamRun:
                 self.channel.send({"type": "challenge_failed",
                                    "action": challenge.action if challenge else None})
                 return "challenge deadline"
-            if self.script.finished and self.script.started:
+            observed = (self.first_face_t is not None and self.now() - self.first_face_t
+                        >= self.cfg.stream_min_observation_s)
+            if self.script.finished and self.script.started and observed:
                 return "challenges done"
-            if not self.session.challenges and self.now() >= self.cfg.challenge_time_s:
+            if not self.session.challenges and self.first_face_t is not None and \
+                    self.now() - self.first_face_t >= self.cfg.challenge_time_s:
                 return "observation time done"  # no prompts: watch for a fixed time
             wait = max(0.0, next_at - time.monotonic())
             if wait:
@@ -148,6 +152,8 @@ class StreamRun:
         if hints != self.last_hints:
             self.channel.send({"type": "progress", "hints": list(hints), "faces": report.faces})
             self.last_hints = hints
+        if report.faces and self.first_face_t is None:
+            self.first_face_t = report.t
         if report.faces and "several faces" not in hints and not self.script.started:
             self._prompt(self.script.start(report.t))
         for event in report.events:
@@ -194,9 +200,11 @@ class StreamRun:
         assert self.engine is not None
         evidence = self.engine.evidence()
         challenges_met = self.script.passed if self.session.challenges else None
+        seconds = max(self.now(), 1e-6)
         detail_extra = {"ended_by": self.ended_by,
                         "challenges": [c.to_json() for c in self.script.challenges],
-                        "frames_received": None}
+                        "stream_seconds": round(seconds, 3),
+                        "analysed_fps": round(evidence.analysed / seconds, 2)}
         if evidence.with_face == 0 or evidence.best is None:
             decision = _no_face_decision(evidence, self.ended_by)
             items = decision.veritems()

@@ -1,0 +1,153 @@
+"""Turn, identity (replacement) and planarity state machines on synthetic series, and
+the decision policy on synthetic evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.liveness.decision import VideoPolicy, decide
+from service.liveness.engine import ClipEvidence, CueEvent
+from service.liveness.planarity import PlanarityDetector
+from service.liveness.replacement import IdentityTrack, ReplacementParams
+from service.liveness.turns import TurnDetector
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def run_turns(yaws: list[float]) -> list[str]:
+    detector = TurnDetector()
+    return [e.action for i, y in enumerate(yaws)
+            if (e := detector.update(i / 10, y)) is not None]
+
+
+def test_turn_to_the_persons_left_then_back_and_right():
+    rest = [0.05] * 10
+    left = [0.2, 0.45, 0.5, 0.5]
+    right = [-0.2, -0.35, -0.4, -0.4]
+    assert run_turns(rest + left + rest + right + rest) == ["turn_left", "turn_right"]
+
+
+def test_holding_a_turn_counts_once_and_small_sway_never():
+    assert run_turns([0.0] * 10 + [0.5] * 30) == ["turn_left"]
+    sway = list(0.12 * np.sin(np.arange(60) / 3))
+    assert run_turns(sway) == []
+
+
+def test_turns_are_measured_from_the_persons_resting_yaw():
+    # camera off to one side: resting yaw 0.3; a turn back to 0 is a right turn of 0.3,
+    # not enough; a turn to -0.1 is
+    assert run_turns([0.3] * 10 + [0.05] * 5) == []
+    assert run_turns([0.3] * 10 + [-0.1] * 5) == ["turn_right"]
+
+
+def test_identity_track_reports_another_person_after_two_samples():
+    rng = np.random.default_rng(1)
+    person_a = unit(rng.normal(size=128))
+    person_b = unit(rng.normal(size=128))
+    track = IdentityTrack(ReplacementParams(interval_s=0.5))
+    box = (100.0, 100.0, 120.0, 150.0)
+    events = []
+    for i in range(40):
+        t = i / 10
+        who = person_a if t < 2.0 else person_b
+        noisy = unit(who + rng.normal(scale=0.03, size=128))
+        if track.wants_sample(t, box):
+            event = track.add(t, noisy)
+            if event is not None:
+                events.append(event.t)
+    assert len(events) == 1 and 2.0 <= events[0] <= 3.0
+
+
+def test_same_person_with_noise_is_never_a_replacement():
+    rng = np.random.default_rng(2)
+    person = unit(rng.normal(size=128))
+    track = IdentityTrack()
+    for i in range(100):
+        t = i / 10
+        if track.wants_sample(t, (0.0, 0.0, 100.0, 100.0)):
+            assert track.add(t, unit(person + rng.normal(scale=0.05, size=128))) is None
+    assert track.event is None and track.min_cosine > 0.6
+
+
+def test_a_jump_of_the_face_box_asks_for_a_sample_at_once():
+    track = IdentityTrack(ReplacementParams(interval_s=10.0))
+    assert track.wants_sample(0.0, (0.0, 0.0, 100.0, 100.0))
+    track.add(0.0, unit(np.ones(128)))
+    assert not track.wants_sample(0.1, (5.0, 0.0, 100.0, 100.0))
+    assert track.wants_sample(0.2, (300.0, 0.0, 100.0, 100.0))  # moved 3 face widths
+
+
+def face_landmarks(nose_dx: float, squeeze: float) -> np.ndarray:
+    """Minimal 478-point array with the points planarity reads: eye corners, nose tip,
+    nose base; `squeeze` shrinks the face horizontally (foreshortening)."""
+    lm = np.zeros((478, 3), np.float32)
+    for idx, x in ((33, -60), (133, -20), (362, 20), (263, 60)):
+        lm[idx, :2] = (200 + x * squeeze, 200)
+    lm[1, :2] = (200 + nose_dx, 260)
+    lm[2, :2] = (200 + nose_dx * 0.5, 280)
+    return lm
+
+
+def test_planarity_flat_picture_vs_turning_head():
+    flat, head = PlanarityDetector(), PlanarityDetector()
+    for i in range(40):
+        phase = np.sin(i / 4)
+        squeeze = 1.0 - 0.3 * abs(phase)
+        flat.update(i * 0.25, face_landmarks(0.0, squeeze))  # nose stays put
+        head.update(i * 0.25, face_landmarks(30.0 * phase, squeeze))  # nose swings
+    assert flat.planar and not head.planar
+    still = PlanarityDetector()
+    for i in range(40):
+        still.update(i * 0.25, face_landmarks(0.0, 1.0))
+    assert not still.planar and still.median_ratio is None  # no motion: says nothing
+
+
+def evidence(events: list[str], tracked: int = 50, analysed: int = 50) -> ClipEvidence:
+    return ClipEvidence(analysed=analysed, with_face=tracked, competing=0,
+                        events=[CueEvent(k, 1.0 + i, {}) for i, k in enumerate(events)],
+                        best=None, planarity={"planar": False}, identity={},
+                        duration_s=5.0)
+
+
+class Pad:
+    def __init__(self, p: float) -> None:
+        self.live_probability, self.live = p, p >= 0.5
+
+    def detail(self) -> dict:
+        return {"live_probability": self.live_probability}
+
+
+def test_policy_live_needs_an_active_cue_and_a_live_best_frame():
+    policy = VideoPolicy()
+    live = decide(evidence(["blink"]), Pad(0.97), "", policy)
+    assert live.live and live.value == 97.0 and live.blinked and not live.mouth_moved
+    no_cue = decide(evidence([]), Pad(0.97), "", policy)
+    assert not no_cue.live and no_cue.value < 50 and "no blink or mouth movement" in no_cue.reasons
+    attack = decide(evidence(["blink", "mouth", "mouth"]), Pad(0.2), "", policy)
+    assert not attack.live and attack.mouth_moved
+
+
+def test_policy_replacement_poor_tracking_and_unjudged_best_frame_are_not_live():
+    policy = VideoPolicy()
+    assert decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).replaced
+    assert not decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).live
+    assert not decide(evidence(["blink"], tracked=20), Pad(0.99), "", policy).live
+    unjudged = decide(evidence(["blink"]), None, "image too blurred", policy)
+    assert not unjudged.live and unjudged.value == 0.0
+
+
+def test_policy_in_a_stream_uses_the_challenges():
+    policy = VideoPolicy()
+    assert decide(evidence([]), Pad(0.9), "", policy, challenges_met=True).live
+    failed = decide(evidence(["blink"]), Pad(0.9), "", policy, challenges_met=False)
+    assert not failed.live and "challenges not met" in failed.reasons
+
+
+def test_veritems_have_the_vendor_order_and_strings():
+    items = decide(evidence(["blink"]), Pad(0.876), "", VideoPolicy()).veritems()
+    assert [(i["desc"], i["content"]) for i in items] == [
+        ("Decision value", "87.6"), ("Live or not", "Living body"),
+        ("Whether there is a replacement", "no"), ("Whether there is blinking", "yes"),
+        ("Whether there is a mouth", "no")]
