@@ -13,6 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY models ./models
 COPY service ./service
+COPY web ./web
 RUN python -m venv /app/.venv \
     && /app/.venv/bin/pip install --no-cache-dir .
 COPY --from=models / /opt/model-source/
@@ -20,7 +21,7 @@ RUN /app/.venv/bin/python -m models.install --source-dir /opt/model-source --des
     && rm -rf /opt/model-source
 RUN useradd --system --uid 10001 --no-create-home svc
 USER svc
-ENV SERVICE_HOST=0.0.0.0 SERVICE_PORT=8080 SERVICE_MODEL_DIR=/app/.models
+ENV SERVICE_HOST=0.0.0.0 SERVICE_PORT=8080 SERVICE_MODEL_DIR=/app/.models SERVICE_WEB_DIR=/app/web
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s \
     CMD ["/app/.venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz')"]

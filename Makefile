@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 MODEL_SOURCE_DIR ?= ../shared/models
 MODEL_DIR ?= .models
 
-.PHONY: install models run test bench clean
+.PHONY: install models browser run test bench clean
 
 install: $(VENV)/.installed
 
@@ -21,10 +21,14 @@ $(VENV)/.installed: pyproject.toml
 models: install
 	$(PY) -m models.install --source-dir $(MODEL_SOURCE_DIR) --dest $(MODEL_DIR)
 
+# Debian's Chromium for the browser test (skips with a reason where it cannot install).
+browser:
+	bash scripts/install-chromium.sh
+
 run: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service --host 127.0.0.1 --port 8080
 
-test: models
+test: models browser
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q
 
 bench: models

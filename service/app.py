@@ -17,6 +17,7 @@ from service.payload import failure
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
 from service.state import STATE, ServiceState
+from service.web import add_web_routes
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service")
@@ -114,6 +115,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_session_routes(app, SessionManager(config))
+    if config.web_dir.is_dir():
+        add_web_routes(app, config.web_dir)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

@@ -118,6 +118,11 @@ class Config:
     # Frames analysed per second in a stream: 10 sees every blink (>= 100 ms) at least
     # once and leaves CPU for many streams per core.
     stream_analysis_fps: float = 10.0
+    # A session is decided no sooner than this after the face was first seen, even when
+    # its prompts were met at once: the best-frame choice (and so silent liveness)
+    # needs a few seconds of video to be stable (one blink met in 0.5 s gave live
+    # probabilities from 0.03 to 0.98 on the same clip in the browser test).
+    stream_min_observation_s: float = 2.0
     # A connected peer that sends no video for this long is decided as "no video".
     stream_media_timeout_s: float = 10.0
     # A decided session's result stays readable this long, then the session is forgotten.
@@ -130,6 +135,8 @@ class Config:
     # POST /v1/demo/sessions lets the bundled web page create sessions with no API
     # secret in the browser: for local demos only, off by default.
     demo_sessions: bool = False
+    # The browser onboarding page served at / (set to an empty path to serve none).
+    web_dir: Path = REPO_ROOT / "web"
 
     # --- silent liveness (calibrated by bench/silent_liveness.py, see README) ---
     # Averaged MiniFASNet probability of a real face at or above which an image is live.

@@ -1,0 +1,474 @@
+"""The onboarding page in a real browser: Debian's Chromium driven over the DevTools protocol.
+
+Chromium's fake camera plays a real clip from shared/data (converted to Y4M here; Chromium
+loops it), the page runs whole sessions against the real service on loopback, and a
+screenshot of each state at desktop and phone size goes to artifacts/screenshots/.
+The DevTools client is the few lines below over aiohttp's WebSocket: no browser driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from conftest import DATA, ROOT, make_config
+
+from service.app import create_app
+from service.state import STATE
+
+WEB_DIR = ROOT / "web"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Three labelled blinks in 5 s, no glasses: the blink prompt is met on every loop.
+CAMERA_CLIP = DATA / "blink" / "zju" / "000001M_FNN.mp4"
+PORTRAIT = DATA / "spoof" / "live_frames" / "000001M.jpg"  # the same person, another clip
+VIEWPORTS = {
+    "desktop": {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    "phone": {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+}
+SESSION_TIMEOUT_S = 120.0
+
+
+def write_y4m(src: Path, dst: Path, width: int = 640, height: int = 480) -> None:
+    """Decode a clip and write it as YUV4MPEG2 4:2:0, Chromium's fake-camera format."""
+    with av.open(str(src)) as box, dst.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in box.decode(video=0):
+            planes = frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
+            out.write(b"FRAME\n")
+            out.write(planes.tobytes())
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client (flat sessions) over one WebSocket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.listeners: list[Any] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            if "id" in data:
+                future = self._pending.pop(data["id"], None)
+                if future is not None and not future.done():
+                    future.set_result(data)
+            else:
+                for listener in list(self.listeners):
+                    listener(data)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("DevTools connection closed"))
+
+    async def send(self, method: str, params: dict[str, Any] | None = None,
+                   session_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        message: dict[str, Any] = {"id": next(self._ids), "method": method,
+                                   "params": params or {}}
+        if session_id:
+            message["sessionId"] = session_id
+        future = asyncio.get_running_loop().create_future()
+        self._pending[message["id"]] = future
+        await self._ws.send_str(json.dumps(message))
+        reply = await asyncio.wait_for(future, timeout)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    async def close(self) -> None:
+        await self._ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+@dataclass
+class Page:
+    """One tab: evaluate JavaScript, wait for a condition, take screenshots."""
+
+    devtools: DevTools
+    session_id: str
+    viewport: str
+    log: list[str] = field(default_factory=list)
+    responses: dict[str, str] = field(default_factory=dict)  # url -> requestId
+    requests: list[str] = field(default_factory=list)  # "METHOD url"
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("sessionId") != self.session_id:
+            return
+        method, params = event["method"], event.get("params", {})
+        if method == "Runtime.consoleAPICalled":
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            self.log.append(f"console.{params['type']}: {text}")
+        elif method == "Runtime.exceptionThrown":
+            self.log.append(f"exception: {params['exceptionDetails']}")
+        elif method == "Log.entryAdded":
+            self.log.append(f"log.{params['entry']['level']}: {params['entry']['text']}")
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(f"{params['request']['method']} {params['request']['url']}")
+        elif method == "Network.responseReceived":
+            self.responses[params["response"]["url"]] = params["requestId"]
+            self.log.append(f"{params['response']['status']} {params['response']['url']}")
+
+    async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.devtools.send(method, params, self.session_id)
+
+    async def evaluate(self, expression: str) -> Any:
+        reply = await self.send("Runtime.evaluate", {
+            "expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    async def goto(self, url: str) -> None:
+        await self.send("Page.navigate", {"url": url})
+        await self.wait_for("location.href !== 'about:blank' && document.readyState === 'complete'")
+
+    async def state(self) -> str:
+        return await self.evaluate("document.body.dataset.state")
+
+    async def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while True:
+            with contextlib.suppress(RuntimeError):
+                value = await self.evaluate(expression)
+                if value:
+                    return value
+            if loop.time() > until:
+                state = await self.evaluate("document.body?.dataset.state")
+                tail = "\n".join(self.log[-30:])
+                raise AssertionError(f"timed out waiting for {expression!r}; page state "
+                                     f"{state!r}; browser log:\n{tail}")
+            await asyncio.sleep(0.1)
+
+    async def wait_for_state(self, *states: str, timeout: float = 20.0) -> str:
+        return await self.wait_for(
+            f"{json.dumps(list(states))}.includes(document.body.dataset.state)"
+            " && document.body.dataset.state", timeout)
+
+    async def click(self, element_id: str) -> None:
+        await self.evaluate(f"document.getElementById({json.dumps(element_id)}).click()")
+
+    async def screenshot(self, name: str, full_page: bool = False) -> Path:
+        await asyncio.sleep(0.3)  # let transitions and the video's next frame settle
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = (await self.send("Page.getLayoutMetrics"))["cssContentSize"]
+            params.update(captureBeyondViewport=True, clip={
+                "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+        shot = await self.send("Page.captureScreenshot", params)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.viewport}-{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    async def choose_file(self, selector: str, path: Path) -> None:
+        root = (await self.send("DOM.getDocument"))["root"]["nodeId"]
+        node = await self.send("DOM.querySelector", {"nodeId": root, "selector": selector})
+        await self.send("DOM.setFileInputFiles", {"nodeId": node["nodeId"], "files": [str(path)]})
+
+    def problems(self) -> list[str]:
+        """Exceptions, console errors and refusals (a CSP block shows up here)."""
+        return [line for line in self.log
+                if line.startswith(("exception", "console.error", "log.error"))]
+
+    async def response_body(self, url_suffix: str) -> str:
+        url = next(u for u in self.responses if u.endswith(url_suffix))
+        reply = await self.send("Network.getResponseBody", {"requestId": self.responses[url]})
+        return reply["body"]
+
+
+@dataclass
+class Browser:
+    devtools: DevTools
+
+    @contextlib.asynccontextmanager
+    async def page(self, viewport: str, init_script: str | None = None) -> AsyncIterator[Page]:
+        target = await self.devtools.send("Target.createTarget", {"url": "about:blank"})
+        attached = await self.devtools.send("Target.attachToTarget", {
+            "targetId": target["targetId"], "flatten": True})
+        page = Page(self.devtools, attached["sessionId"], viewport)
+        self.devtools.listeners.append(page.on_event)
+        try:
+            for domain in ("Page", "Runtime", "Network", "Log", "DOM"):
+                await page.send(f"{domain}.enable")
+            await page.send("Emulation.setDeviceMetricsOverride", VIEWPORTS[viewport])
+            if VIEWPORTS[viewport]["mobile"]:
+                await page.send("Emulation.setTouchEmulationEnabled", {"enabled": True})
+            if init_script:
+                await page.send("Page.addScriptToEvaluateOnNewDocument", {"source": init_script})
+            yield page
+        finally:
+            self.devtools.listeners.remove(page.on_event)
+            with contextlib.suppress(Exception):
+                await self.devtools.send("Target.closeTarget", {"targetId": target["targetId"]})
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (scripts/install-chromium.sh installs Debian's)")
+    with tempfile.TemporaryDirectory(prefix="web-test-") as tmp:
+        clip = Path(tmp) / "camera.y4m"
+        await asyncio.to_thread(write_y4m, CAMERA_CLIP, clip)
+        profile = Path(tmp) / "profile"
+        profile.mkdir()
+        with (Path(tmp) / "chromium.log").open("wb") as chromium_log:
+            process = await asyncio.create_subprocess_exec(
+                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--no-default-browser-check",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-extensions", "--mute-audio",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={clip}",
+                "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+                f"--user-data-dir={profile}", "about:blank",
+                stdin=asyncio.subprocess.DEVNULL, stdout=chromium_log, stderr=chromium_log)
+            try:
+                port_file = profile / "DevToolsActivePort"
+                for _ in range(300):
+                    if port_file.exists() and len(port_file.read_text().splitlines()) >= 2:
+                        break
+                    if process.returncode is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    pytest.fail("Chromium did not open its DevTools port within 30 s")
+                if process.returncode is not None:
+                    pytest.fail(f"Chromium exited with {process.returncode}")
+                port, path = port_file.read_text().splitlines()[:2]
+                async with aiohttp.ClientSession() as http:
+                    ws = await http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=0)
+                    devtools = DevTools(ws)
+                    yield Browser(devtools)
+                    with contextlib.suppress(Exception):
+                        await devtools.send("Browser.close", timeout=5)
+                    await devtools.close()
+            finally:
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def _start(demo_sessions: bool, wait_ready: bool) -> TestServer:
+    app = create_app(make_config(demo_sessions=demo_sessions, web_dir=WEB_DIR))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    if wait_ready:
+        await app[STATE].wait_ready()
+    return server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def demo_server() -> AsyncIterator[TestServer]:
+    server = await _start(demo_sessions=True, wait_ready=True)
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def plain_server() -> AsyncIterator[TestServer]:
+    """demo_sessions off (the default): refusing needs no models, so no waiting for them."""
+    server = await _start(demo_sessions=False, wait_ready=False)
+    yield server
+    await server.close()
+
+
+def url_of(server: TestServer, path: str = "/") -> str:
+    return str(server.make_url(path))
+
+
+async def create_demo_session(server: TestServer, **fields: Any) -> dict[str, Any]:
+    async with (aiohttp.ClientSession() as http,
+                http.post(url_of(server, "/v1/demo/sessions"), json=fields) as response):
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+async def fetch_result(session: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {session['session_token']}"}
+    async with (aiohttp.ClientSession() as http,
+                http.get(session["result_url"], headers=headers) as response):
+        return response.status, await response.json()
+
+
+def session_param(session: dict[str, Any]) -> str:
+    raw = json.dumps({k: session[k] for k in ("whip_url", "session_token", "session_id",
+                                                "result_url")}).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+# ---------------------------------------------------------------- serving
+
+
+async def test_page_and_its_files_are_served_uncached_under_a_strict_policy(plain_server):
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url_of(plain_server, "/")) as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+            assert response.headers["Cache-Control"] == "no-store"
+            csp = response.headers["Content-Security-Policy"]
+            assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+            assert "media-src 'self' blob:" in csp and "'unsafe-inline'" not in csp
+            assert 'id="start"' in await response.text()
+        async with http.get(url_of(plain_server, "/web/verify.js")) as response:
+            assert response.status == 200
+            assert response.content_type == "text/javascript"
+            assert response.headers["Cache-Control"] == "no-store"
+        async with http.get(url_of(plain_server, "/web/example.html")) as response:
+            # its one inline module script is allowed by hash, nothing else inline
+            assert "'sha256-" in response.headers["Content-Security-Policy"]
+        for path in ("/web/..%2Fservice%2Fapp.py", "/web/.hidden", "/web/README.md",
+                     "/web/missing.js"):
+            async with http.get(url_of(plain_server, path)) as response:
+                assert response.status == 404, path
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_without_the_demo_endpoint_the_page_says_so_and_offers_retry(
+        browser, plain_server, viewport):
+    async with browser.page(viewport) as page:
+        await page.goto(url_of(plain_server))
+        assert await page.state() == "idle"
+        await page.screenshot("intro", full_page=True)
+        await page.click("start")
+        await page.wait_for_state("error")
+        assert await page.evaluate("document.body.dataset.error") == "session-refused"
+        text = await page.evaluate("document.getElementById('error-text').textContent")
+        assert "does not start verifications by itself" in text
+        assert await page.evaluate("!document.getElementById('retry').hidden")
+        await page.screenshot("error-refused")
+        # Retry runs the whole attempt again (and is refused again).
+        await page.evaluate("document.body.dataset.state = 'probe'")
+        await page.click("retry")
+        await page.wait_for_state("error")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+async def test_a_refused_camera_is_explained_in_plain_words(browser, plain_server, viewport):
+    deny = """navigator.mediaDevices.getUserMedia = () =>
+        Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));"""
+    async with browser.page(viewport, init_script=deny) as page:
+        await page.goto(url_of(plain_server))
+        await page.click("start")
+        await page.wait_for_state("error")
+        assert await page.evaluate("document.body.dataset.error") == "camera-denied"
+        text = await page.evaluate("document.getElementById('error-text').textContent")
+        assert "Allow the camera" in text
+        assert await page.evaluate("!document.getElementById('retry').hidden")
+        await page.screenshot("error-camera")
+
+
+async def test_an_expired_session_link_is_refused_with_a_plain_message(browser, demo_server):
+    session = await create_demo_session(demo_server, challenges=1, ttl=10)
+    await asyncio.sleep(10.5)
+    async with browser.page("phone") as page:
+        await page.goto(url_of(demo_server, f"/?session={session_param(session)}"))
+        # the token leaves the address bar as soon as the page has read it
+        assert "session=" not in await page.evaluate("location.href")
+        await page.click("start")
+        await page.wait_for_state("error")
+        assert await page.evaluate("document.body.dataset.error") == "session-expired"
+        await page.screenshot("error-expired")
+
+
+# ---------------------------------------------------------------- whole sessions
+
+
+async def _run_to_result(page: Page) -> dict[str, Any]:
+    await page.click("start")
+    await page.wait_for("document.body.dataset.challenge", timeout=SESSION_TIMEOUT_S)
+    await page.screenshot("prompt")
+    await page.wait_for_state("result", "error", timeout=SESSION_TIMEOUT_S)
+    if await page.state() == "error":
+        text = await page.evaluate("document.getElementById('error-text').textContent + ' '"
+                                   " + document.getElementById('error-detail').textContent")
+        raise AssertionError(f"the page ended in error: {text}\n" + "\n".join(page.log[-30:]))
+    await page.screenshot("result", full_page=True)
+    await page.evaluate("document.querySelector('details.raw').open = true")
+    await page.screenshot("result-details", full_page=True)
+    payload = await page.evaluate("document.getElementById('payload').textContent")
+    (SCREENSHOTS / f"{page.viewport}-result.json").write_text(payload)
+    return json.loads(payload)
+
+
+def assert_hung_up(page: Page, session: dict[str, Any]) -> None:
+    """WHIP: the offer was POSTed to whip_url and its Location DELETEd at the end."""
+    assert f"POST {session['whip_url']}" in page.requests
+    assert any(r.startswith("DELETE ") and "/v1/sessions/" in r for r in page.requests), \
+        page.requests
+
+
+async def test_demo_page_with_an_id_photo_shows_the_services_result(browser, demo_server):
+    async with browser.page("desktop") as page:
+        await page.goto(url_of(demo_server, "/?challenges=blink"))
+        await page.choose_file("#portrait-input", PORTRAIT)
+        await page.wait_for("!document.getElementById('portrait-preview').hidden")
+        await page.screenshot("intro-portrait", full_page=True)
+        shown = await _run_to_result(page)
+        session = json.loads(await page.response_body("/v1/demo/sessions"))
+        facts = await page.evaluate("document.getElementById('facts').textContent")
+        assert page.problems() == []
+        assert_hung_up(page, session)
+    assert session["challenges"] == ["blink"]
+    status, stored = await fetch_result(session)
+    assert status == 200
+    assert shown["infoList"] == stored["infoList"]
+    assert shown["messageString"] == stored["messageString"] == {"status": "2000",
+                                                                  "value": "success"}
+    descs = [item["desc"] for item in shown["infoList"][0]["veritem"]]
+    assert "Live or not" in descs
+    # the ID photo was sent with the session: the face comparison is part of the answer
+    assert any(d.startswith("Decision result:") for d in descs), descs
+    assert "Same person as the ID photo" in facts
+
+
+async def test_integrator_session_link_runs_on_a_phone(browser, demo_server):
+    session = await create_demo_session(demo_server, challenges=["blink"])
+    async with browser.page("phone") as page:
+        await page.goto(url_of(demo_server, f"/?session={session_param(session)}"))
+        assert await page.evaluate("document.getElementById('portrait-box').hidden")
+        shown = await _run_to_result(page)
+        assert page.problems() == []
+        assert_hung_up(page, session)
+        # single use: no "Start again" that could only fail
+        assert await page.evaluate("getComputedStyle(document.getElementById('again'))"
+                                   ".display === 'none'")
+    status, stored = await fetch_result(session)
+    assert status == 200
+    assert shown["infoList"] == stored["infoList"]
+    assert shown["messageString"] == stored["messageString"]
+
+
+async def test_example_page_embeds_verify_js(browser, demo_server):
+    async with browser.page("desktop") as page:
+        await page.goto(url_of(demo_server, "/web/example.html"))
+        out = await page.wait_for(
+            "(t => t.startsWith('{') && t)(document.getElementById('out').textContent)",
+            timeout=SESSION_TIMEOUT_S)
+        assert json.loads(out)["messageString"]["status"] == "2000"
+        assert page.problems() == []

@@ -1,0 +1,275 @@
+/**
+ * app.js: the onboarding page served at `/`. It explains the check, takes an optional
+ * ID photo, runs one verification with verify.js and shows the result in plain words.
+ *
+ * Where the session comes from:
+ *   - `?session=<base64url of JSON {whip_url, session_token, session_id, result_url}>`
+ *     (or the same after `#session=`, which keeps the token out of server logs): a
+ *     session your backend created with `POST /v1/sessions`. It is read once and removed
+ *     from the address bar. The ID photo picker is hidden: your backend attached it.
+ *   - otherwise the demo endpoint `POST /v1/demo/sessions` (enabled only on demo servers).
+ *     `?challenges=blink,mouth` or `?challenges=1` chooses the prompts (default 2).
+ *
+ * `<body data-state>` is one of idle | camera | connecting | prompt | deciding | result |
+ * error, and `<body data-challenge>` names the prompt on screen, for tests and styling.
+ */
+
+import { start, VerifyError } from './verify.js';
+
+const DEMO_ENDPOINT = '/v1/demo/sessions';
+// The service refuses requests over 10 MB; base64 adds a third.
+const MAX_PORTRAIT_BYTES = 7 * 1024 * 1024;
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+
+function decodeSessionParam(value) {
+  const b64 = value.replace(/-/g, '+').replace(/_/g, '/');
+  const padded = b64 + '='.repeat((4 - (b64.length % 4)) % 4);
+  const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  const session = JSON.parse(new TextDecoder().decode(bytes));
+  for (const field of ['whip_url', 'session_token', 'result_url']) {
+    if (typeof session[field] !== 'string' || !session[field]) throw new Error(`missing ${field}`);
+  }
+  return session;
+}
+
+/** The integrator's session from the URL (then removed from it), or null. */
+function takeSessionFromUrl() {
+  const url = new URL(window.location.href);
+  const hash = new URLSearchParams(url.hash.slice(1));
+  const raw = url.searchParams.get('session') || hash.get('session');
+  if (!raw) return { session: null };
+  url.searchParams.delete('session');
+  hash.delete('session');
+  url.hash = hash.toString();
+  window.history.replaceState(null, '', url.href);
+  try {
+    return { session: decodeSessionParam(raw) };
+  } catch {
+    return { session: null, invalid: true };
+  }
+}
+
+function challengesFromUrl() {
+  const raw = new URL(window.location.href).searchParams.get('challenges');
+  if (!raw) return 2;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+const fromUrl = takeSessionFromUrl();
+const challenges = challengesFromUrl();
+const integratorSession = fromUrl.session;
+// An integrator's session token is single use: once its offer may have been sent, a
+// new attempt needs a new link from the integrator.
+let sessionConsumed = false;
+let portraitFile = null;
+let running = null;
+
+function setState(state) {
+  body.dataset.state = state;
+  if (state !== 'prompt') delete body.dataset.challenge;
+}
+
+function focusHeading(id) {
+  const heading = $(id);
+  if (heading) heading.focus({ preventScroll: false });
+}
+
+/* ---------- ID photo: file picker and drag and drop ---------- */
+
+function setPortrait(file) {
+  $('portrait-error').textContent = '';
+  if (file && !file.type.startsWith('image/')) {
+    $('portrait-error').textContent = 'That file is not an image. Choose a JPEG or PNG photo.';
+    return;
+  }
+  if (file && file.size > MAX_PORTRAIT_BYTES) {
+    $('portrait-error').textContent = 'That photo is too large (over 7 MB). Choose a smaller one.';
+    return;
+  }
+  portraitFile = file;
+  const preview = $('portrait-preview');
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  if (file) {
+    preview.src = URL.createObjectURL(file);
+    preview.alt = `ID photo: ${file.name}`;
+  } else {
+    preview.removeAttribute('src');
+    preview.alt = '';
+    $('portrait-input').value = '';
+  }
+  preview.hidden = !file;
+  $('drop-text').textContent = file ? file.name : '';
+  if (!file) $('drop-text').innerHTML = 'Drop a photo here or <u>choose a file</u>';
+  $('portrait-clear').hidden = !file;
+  $('drop').dataset.filled = String(Boolean(file));
+}
+
+$('portrait-input').addEventListener('change', (e) => setPortrait(e.target.files[0] || null));
+$('portrait-clear').addEventListener('click', () => setPortrait(null));
+const drop = $('drop');
+['dragenter', 'dragover'].forEach((type) => drop.addEventListener(type, (e) => {
+  e.preventDefault();
+  drop.dataset.over = 'true';
+}));
+['dragleave', 'drop'].forEach((type) => drop.addEventListener(type, () => {
+  drop.dataset.over = 'false';
+}));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  const file = e.dataTransfer?.files?.[0];
+  if (file) setPortrait(file);
+});
+// A photo dropped next to the box should not make the browser navigate away.
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => e.preventDefault());
+
+/* ---------- result in plain words ---------- */
+
+function readVeritems(payload) {
+  const items = payload?.infoList?.[0]?.veritem || [];
+  const facts = {};
+  for (const { desc = '', content = '' } of items) {
+    if (desc === 'Decision value') facts.liveScore = content;
+    else if (desc === 'Live or not') facts.live = content === 'Living body';
+    else if (desc === 'Whether there is a replacement') facts.replaced = content === 'yes';
+    else if (desc === 'Whether there is blinking') facts.blink = content === 'yes';
+    else if (desc === 'Whether there is a mouth') facts.mouth = content === 'yes';
+    else if (desc.startsWith('Decision result:')) facts.match = desc.endsWith(':yes');
+    else if (desc.startsWith('Decision value:')) facts.matchScore = desc.split(':')[1];
+  }
+  return facts;
+}
+
+function showResult(payload) {
+  const status = payload?.messageString?.status;
+  const f = readVeritems(payload);
+  let verdict;
+  let title;
+  let text;
+  if (status !== '2000') {
+    verdict = 'fail';
+    title = "We couldn't complete the check";
+    text = `${payload?.messageString?.value || 'No decision was made'}. Try again in good light, facing the camera.`;
+  } else if (f.live && f.match !== false) {
+    verdict = 'pass';
+    title = "You're verified";
+    text = f.match ? 'A live person was seen, and it is the person on the ID photo.' : 'A live person was seen.';
+  } else if (f.live) {
+    verdict = 'fail';
+    title = "The face doesn't match the ID photo";
+    text = 'A live person was seen, but not the person on the ID photo.';
+  } else {
+    verdict = 'fail';
+    title = "We couldn't confirm a live person";
+    text = 'Try again in good light, facing the camera, and follow each prompt.';
+  }
+  $('verdict').dataset.verdict = verdict;
+  $('result-title').textContent = title;
+  $('result-text').textContent = text;
+
+  const rows = [];
+  const yesNo = (v) => (v ? 'yes' : 'no');
+  if (f.live !== undefined) rows.push(['Live person', `${yesNo(f.live)}${f.liveScore ? ` (score ${f.liveScore})` : ''}`]);
+  if (f.blink !== undefined) rows.push(['Blinking seen', yesNo(f.blink)]);
+  if (f.mouth !== undefined) rows.push(['Mouth movement seen', yesNo(f.mouth)]);
+  if (f.replaced !== undefined) rows.push(['Face replaced during the video', yesNo(f.replaced)]);
+  if (f.match !== undefined) rows.push(['Same person as the ID photo', `${yesNo(f.match)}${f.matchScore ? ` (score ${f.matchScore})` : ''}`]);
+  $('facts').replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+  $('payload').textContent = JSON.stringify(payload, null, 2);
+  setState('result');
+  focusHeading('result-title');
+}
+
+function showError(err) {
+  const known = err instanceof VerifyError;
+  $('error-title').textContent = {
+    'camera-denied': 'Camera access is blocked',
+    'no-camera': 'No camera found',
+    'camera-busy': "The camera didn't start",
+    'session-expired': 'This session has expired',
+    'session-used': 'This link has been used',
+    'session-refused': "The check couldn't start",
+    busy: 'The service is busy',
+    network: 'Connection problem',
+    aborted: 'Check cancelled',
+  }[err?.code] || 'Something went wrong';
+  let text = known ? err.message : 'Something unexpected happened. Press Retry to start again.';
+  const canRetry = !integratorSession || (!sessionConsumed && (!known || err.retryable));
+  if (integratorSession && !canRetry && (!known || err.retryable)) {
+    text += ' This link works only once: go back to the site that sent you here to get a new one.';
+  } else if (err?.code === 'session-expired') {
+    text += ' Press Retry to start a new one.';
+  }
+  $('error-text').textContent = text;
+  $('error-detail').textContent = known && err.detail ? `Details: ${err.detail}` : '';
+  body.dataset.error = err?.code || 'unexpected';
+  $('retry').hidden = !canRetry;
+  setState('error');
+  focusHeading('error-title');
+  if (!known) console.error(err);
+}
+
+/* ---------- one run ---------- */
+
+async function run() {
+  if (running) return;
+  const abort = new AbortController();
+  running = abort;
+  delete body.dataset.error;
+  setState('camera');
+  try {
+    if (integratorSession && sessionConsumed) {
+      throw new VerifyError('session-used',
+        'This verification link has already been used. Go back to the site that sent you here to get a new one.',
+        { retryable: false });
+    }
+    const payload = await start({
+      sessionUrl: integratorSession || DEMO_ENDPOINT,
+      container: $('widget'),
+      portrait: integratorSession ? null : portraitFile,
+      challenges,
+      signal: abort.signal,
+      onEvent: (event) => {
+        if (event.type === 'state' && event.state !== 'result') setState(event.state);
+        if (event.type === 'state' && event.state !== 'camera') sessionConsumed = Boolean(integratorSession);
+        if (event.type === 'challenge') body.dataset.challenge = event.action;
+        else if (['challenge_met', 'challenge_failed', 'deciding'].includes(event.type)) delete body.dataset.challenge;
+      },
+    });
+    showResult(payload);
+  } catch (err) {
+    if (err?.code === 'aborted' && !(integratorSession && sessionConsumed)) setState('idle');
+    else showError(err);
+  } finally {
+    running = null;
+  }
+}
+
+$('start').addEventListener('click', run);
+$('retry').addEventListener('click', run);
+$('again').addEventListener('click', () => {
+  setState('idle');
+  focusHeading('intro-title');
+});
+$('cancel').addEventListener('click', () => running?.abort());
+window.addEventListener('pagehide', () => running?.abort());
+
+if (integratorSession) {
+  $('portrait-box').hidden = true;
+  $('again').hidden = true;
+}
+if (fromUrl.invalid) {
+  showError(new VerifyError('session-refused',
+    'This verification link is damaged. Go back to the site that sent you here and open it again.',
+    { retryable: false }));
+  $('retry').hidden = true;
+}

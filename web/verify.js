@@ -1,0 +1,510 @@
+/**
+ * verify.js: the embeddable client of a streaming verification session (ES module,
+ * no dependencies, no build step).
+ *
+ *   import { start } from './verify.js';
+ *   const payload = await start({ sessionUrl, container, portrait, onEvent });
+ *
+ * sessionUrl  Either the session object your backend got from `POST /v1/sessions`
+ *             ({whip_url, session_token, session_id, result_url, ice_servers?, expires_at?,
+ *             challenges?}), or the URL (string) of an endpoint that creates one when
+ *             POSTed `{"challenges", "portrait"}` as JSON, e.g. the demo endpoint
+ *             `/v1/demo/sessions`.
+ * container   Element in which the camera preview (mirrored), the face oval, the
+ *             current prompt with its countdown and the positioning hints are drawn
+ *             (inside a shadow root, so the host page's CSS does not leak in).
+ * portrait    Optional ID portrait: base64 string, data: URL, or a File/Blob. Only sent
+ *             when sessionUrl is an endpoint URL; a session object already carries the
+ *             portrait your backend attached.
+ * onEvent     Optional callback, called with:
+ *               {type: 'state', state}  state: camera | connecting | prompt | deciding | result
+ *               {type: 'session', session}  the session in use (token removed)
+ *               and every data-channel message as received: {type: 'progress', hints,
+ *               faces}, {type: 'challenge', action, index, total, deadline_ms},
+ *               {type: 'challenge_met', action, index}, {type: 'challenge_failed', action},
+ *               {type: 'deciding'},
+ *               {type: 'result', payload}.
+ * Other options: challenges (count or list, endpoint URL only; default 2), stream (a
+ * MediaStream you already opened; it is then not stopped at the end), signal (an
+ * AbortSignal that cancels the session).
+ *
+ * Resolves with the vendor envelope of the decision ({infoList, messageString, detail}),
+ * from the data channel's `result` message, or from `GET result_url` (Bearer token) when
+ * the data channel closes before it. Rejects with a VerifyError whose `code` is one of
+ * camera-denied, no-camera, camera-busy, insecure, unsupported, session-refused,
+ * session-expired, session-used, busy, network, aborted; `message` is plain words
+ * for the person in front of the camera and `retryable` says whether a new attempt
+ * can succeed.
+ *
+ * Signalling is WHIP (RFC 9725) without trickle ICE: one offer with all candidates,
+ * one answer; the `Location` resource is DELETEd at the end.
+ */
+
+export const PROMPTS = {
+  blink: 'Blink',
+  mouth: 'Open and close your mouth',
+  turn_left: 'Turn your head to your left',
+  turn_right: 'Turn your head to your right',
+};
+
+export const HINTS = {
+  'no face': "We can't see your face. Look straight at the camera.",
+  'too far': 'Come a little closer.',
+  'too dark': 'It is too dark. Find more light, facing you.',
+  'too bright': 'Too much light. Move away from the lamp or window behind you.',
+  'hold still': 'Hold still.',
+  'several faces': 'Only one person should be in view.',
+};
+
+const ICE_GATHERING_MAX_MS = 3000;
+const CONNECT_TIMEOUT_MS = 20000;
+const DISCONNECTED_GRACE_MS = 5000;
+const RESULT_POLL_MS = 1000;
+const RESULT_POLL_MAX_MS = 60000;
+
+export class VerifyError extends Error {
+  constructor(code, message, { status = null, retryable = true, detail = null } = {}) {
+    super(message);
+    this.name = 'VerifyError';
+    this.code = code;
+    this.status = status;
+    this.retryable = retryable;
+    this.detail = detail;
+  }
+}
+
+/** Plain-words error for a refused HTTP request, from its status and vendor envelope. */
+function httpError(what, response, envelope) {
+  const status = response.status;
+  const said = envelope?.messageString?.value;
+  const detail = said ? `${status} ${said}` : `${status} ${response.statusText}`;
+  if (status === 410) {
+    return new VerifyError('session-expired',
+      'This verification session has expired.',
+      { status, detail });
+  }
+  if (status === 409) {
+    return new VerifyError('session-used',
+      'This verification link has already been used. Go back to the site that sent you here to get a new one.',
+      { status, detail, retryable: false });
+  }
+  if (status === 429) {
+    return new VerifyError('busy', 'The verification service is busy. Please try again in a minute.',
+      { status, detail });
+  }
+  if (status === 401 || status === 403) {
+    return new VerifyError('session-refused',
+      'This verification link is not valid. Go back to the site that sent you here to get a new one.',
+      { status, detail, retryable: false });
+  }
+  if (status === 404 && what === 'create') {
+    return new VerifyError('session-refused',
+      'This server does not start verifications by itself. Use the link given by the site that sent you here.',
+      { status, detail });
+  }
+  if (status === 404) {
+    return new VerifyError('session-refused',
+      'This verification session does not exist any more. Start again.', { status, detail });
+  }
+  if (status >= 500) {
+    return new VerifyError('network', 'The verification service had a problem. Please try again.',
+      { status, detail });
+  }
+  return new VerifyError('session-refused', `The verification service refused to start (${detail}).`,
+    { status, detail });
+}
+
+function cameraError(err) {
+  const name = err?.name || '';
+  if (name === 'NotAllowedError' || name === 'PermissionDeniedError') {
+    return new VerifyError('camera-denied',
+      'Camera access was blocked. Allow the camera for this site (the camera icon in the address bar), then press Retry.');
+  }
+  if (name === 'NotFoundError' || name === 'DevicesNotFoundError' || name === 'OverconstrainedError') {
+    return new VerifyError('no-camera',
+      'No camera was found. Connect a camera, or open this page on a phone, then press Retry.');
+  }
+  if (name === 'NotReadableError' || name === 'TrackStartError' || name === 'AbortError') {
+    return new VerifyError('camera-busy',
+      'The camera could not be started. Close other apps that may be using it, then press Retry.');
+  }
+  if (name === 'SecurityError') {
+    return new VerifyError('insecure', 'The camera can only be used on a secure (https) page.',
+      { retryable: false });
+  }
+  return new VerifyError('camera-busy', `The camera could not be started (${name || err}).`);
+}
+
+async function readEnvelope(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function delay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(new VerifyError('aborted', 'You cancelled the check.'));
+    }, { once: true });
+  });
+}
+
+/** base64 (no data: prefix) of a File/Blob, or the string given. */
+export async function portraitBase64(portrait) {
+  if (!portrait) return null;
+  if (typeof portrait === 'string') return portrait.replace(/^data:[^,]*,/, '');
+  const dataUrl = await new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(portrait);
+  });
+  return String(dataUrl).replace(/^data:[^,]*,/, '');
+}
+
+async function openCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    throw window.isSecureContext === false
+      ? new VerifyError('insecure', 'The camera can only be used on a secure (https) page.', { retryable: false })
+      : new VerifyError('unsupported', 'This browser cannot use the camera. Try a current Chrome, Firefox or Safari.',
+        { retryable: false });
+  }
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: 'user', width: 640, height: 480 },
+      audio: false,
+    });
+  } catch (err) {
+    throw cameraError(err);
+  }
+}
+
+async function createSession(url, { challenges, portrait }, signal) {
+  const body = { challenges: challenges ?? 2 };
+  const b64 = await portraitBase64(portrait);
+  if (b64) body.portrait = b64;
+  let response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
+    throw new VerifyError('network', 'Could not reach the verification service. Check your connection and press Retry.');
+  }
+  const envelope = await readEnvelope(response);
+  if (response.status !== 201 && response.status !== 200) throw httpError('create', response, envelope);
+  if (!envelope?.whip_url || !envelope?.session_token) {
+    throw new VerifyError('session-refused', 'The verification service sent an unexpected answer.');
+  }
+  return envelope;
+}
+
+function waitIceGathering(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const timer = setTimeout(done, ICE_GATHERING_MAX_MS);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+/** The widget drawn in `container`: preview, oval, prompt, countdown, hints, steps. */
+class View {
+  constructor(container) {
+    this.host = document.createElement('div');
+    this.host.className = 'vf-host';
+    const root = this.host.attachShadow({ mode: 'open' });
+    const css = document.createElement('link');
+    css.rel = 'stylesheet';
+    css.href = new URL('./style.css', import.meta.url).href;
+    this.styled = new Promise((resolve) => { css.onload = resolve; css.onerror = resolve; });
+    root.append(css);
+    const el = (tag, className, parent, text) => {
+      const node = document.createElement(tag);
+      node.className = className;
+      if (text) node.textContent = text;
+      parent.append(node);
+      return node;
+    };
+    this.box = el('div', 'vf', root);
+    this.box.dataset.state = 'camera';
+    const stage = el('div', 'vf-stage', this.box);
+    this.video = el('video', 'vf-video', stage);
+    this.video.muted = true;
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.setAttribute('aria-hidden', 'true');
+    this.oval = el('div', 'vf-oval', stage);
+    this.badge = el('div', 'vf-badge', stage);
+    const panel = el('div', 'vf-panel', this.box);
+    const progress = el('div', 'vf-progress', panel);
+    this.stepText = el('span', 'vf-step', progress);
+    this.steps = el('ol', 'vf-steps', progress);
+    this.steps.setAttribute('aria-hidden', 'true');
+    this.prompt = el('p', 'vf-prompt', panel, 'Starting the camera…');
+    this.prompt.setAttribute('aria-live', 'polite');
+    const timer = el('div', 'vf-timer', panel);
+    this.bar = el('div', 'vf-bar', timer);
+    this.seconds = el('span', 'vf-seconds', timer);
+    this.hint = el('p', 'vf-hint', panel);
+    this.hint.setAttribute('aria-live', 'polite');
+    container.replaceChildren(this.host);
+    this.countdown = null;
+  }
+
+  setState(state) {
+    this.box.dataset.state = state;
+  }
+
+  show(stream) {
+    this.video.srcObject = stream;
+    this.video.play().catch(() => {});
+  }
+
+  setPrompt(text, kind = '') {
+    this.prompt.textContent = text;
+    this.prompt.dataset.kind = kind;
+  }
+
+  setSteps(total, done) {
+    if (this.steps.children.length !== total) {
+      this.steps.replaceChildren(...Array.from({ length: total }, () => document.createElement('li')));
+    }
+    Array.from(this.steps.children).forEach((li, i) => { li.dataset.done = String(i < done); });
+    this.stepText.textContent = !total ? '' : done >= total ? 'All steps done' : `Step ${done + 1} of ${total}`;
+  }
+
+  setHints(hints, faces) {
+    const words = (hints || []).map((h) => HINTS[h] || h);
+    const good = words.length === 0 && faces === 1;
+    this.oval.dataset.good = String(good);
+    this.hint.textContent = good ? 'Good. Keep your face inside the oval.' : words.join(' ');
+  }
+
+  startCountdown(ms) {
+    this.stopCountdown();
+    const end = performance.now() + ms;
+    this.box.dataset.timing = 'true';
+    const tick = () => {
+      const left = Math.max(0, end - performance.now());
+      this.bar.style.transform = `scaleX(${left / ms})`;
+      this.seconds.textContent = `${Math.ceil(left / 1000)} s`;
+      if (left <= 0) this.stopCountdown();
+    };
+    tick();
+    this.countdown = setInterval(tick, 100);
+  }
+
+  stopCountdown() {
+    if (this.countdown) clearInterval(this.countdown);
+    this.countdown = null;
+    this.box.dataset.timing = 'false';
+  }
+
+  setBadge(text) {
+    this.badge.textContent = text;
+    this.badge.dataset.shown = String(Boolean(text));
+  }
+}
+
+/** One verification attempt; see the comment at the top of this file. */
+export async function start({
+  sessionUrl, container, portrait = null, onEvent = () => {}, challenges = null,
+  stream = null, signal = null,
+} = {}) {
+  if (!sessionUrl) throw new TypeError('start(): sessionUrl is required');
+  if (!container) throw new TypeError('start(): container is required');
+  if (!window.RTCPeerConnection) {
+    throw new VerifyError('unsupported', 'This browser cannot stream video. Try a current Chrome, Firefox or Safari.',
+      { retryable: false });
+  }
+  const emit = (event) => {
+    try { onEvent(event); } catch (err) { console.error('onEvent threw', err); }
+  };
+  const view = new View(container);
+  await view.styled;
+  const setState = (state) => { view.setState(state); emit({ type: 'state', state }); };
+
+  const ownStream = !stream;
+  let pc = null;
+  let resource = null;
+  let session = null;
+  const stopAll = () => {
+    view.stopCountdown();
+    if (pc) pc.close();
+    if (ownStream && stream) stream.getTracks().forEach((t) => t.stop());
+    if (resource && session) {
+      // Ends the server side at once (RFC 9725 section 4.2); the result stays readable.
+      fetch(resource, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${session.session_token}` },
+        keepalive: true,
+      }).catch(() => {});
+      resource = null;
+    }
+  };
+
+  try {
+    setState('camera');
+    if (!stream) stream = await openCamera();
+    if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
+    view.show(stream);
+    setState('connecting');
+    view.setPrompt('Connecting…');
+
+    session = typeof sessionUrl === 'string'
+      ? await createSession(sessionUrl, { challenges, portrait }, signal)
+      : sessionUrl;
+    emit({ type: 'session', session: { ...session, session_token: undefined } });
+    const total = session.challenges?.length || 0;
+    view.setSteps(total, 0);
+
+    pc = new RTCPeerConnection({ iceServers: session.ice_servers || [] });
+    for (const track of stream.getVideoTracks()) {
+      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    }
+    // Created before the offer so the SDP carries the SCTP section (spec section 2.3).
+    const channel = pc.createDataChannel('liveness');
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIceGathering(pc);
+
+    let response;
+    try {
+      response = await fetch(session.whip_url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/sdp',
+          Authorization: `Bearer ${session.session_token}`,
+        },
+        body: pc.localDescription.sdp,
+        signal,
+      });
+    } catch {
+      if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
+      throw new VerifyError('network', 'Could not reach the verification service. Check your connection and press Retry.');
+    }
+    if (response.status !== 201) throw httpError('whip', response, await readEnvelope(response));
+    const location = response.headers.get('Location');
+    if (location) resource = new URL(location, session.whip_url).href;
+    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+
+    const payload = await new Promise((resolve, reject) => {
+      let deciding = false;
+      let settled = false;
+      let everConnected = false;
+      let lostTimer = null;
+      const finish = (fn, value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(lostTimer);
+        clearTimeout(connectTimer);
+        fn(value);
+      };
+      const fromResultUrl = () => {
+        if (settled) return;
+        pollResult(session, signal).then((p) => finish(resolve, p), (e) => finish(reject, e));
+      };
+      const lost = () => {
+        if (deciding) fromResultUrl();
+        else finish(reject, new VerifyError('network', everConnected
+          ? 'The connection to the verification service was lost. Press Retry to start again.'
+          : 'Could not connect the video to the verification service. A firewall or VPN may block it.'));
+      };
+      const connectTimer = setTimeout(() => { if (!everConnected) lost(); }, CONNECT_TIMEOUT_MS);
+      pc.addEventListener('connectionstatechange', () => {
+        const s = pc.connectionState;
+        if (s === 'connected') {
+          everConnected = true;
+          clearTimeout(lostTimer);
+        } else if (s === 'failed') {
+          lost();
+        } else if (s === 'disconnected') {
+          clearTimeout(lostTimer);
+          lostTimer = setTimeout(lost, DISCONNECTED_GRACE_MS);
+        }
+      });
+      channel.addEventListener('open', () => {
+        setState('prompt');
+        view.setPrompt('Place your face inside the oval');
+      });
+      channel.addEventListener('close', () => {
+        if (!settled) fromResultUrl();
+      });
+      channel.addEventListener('message', (event) => {
+        let msg;
+        try { msg = JSON.parse(event.data); } catch { return; }
+        emit(msg);
+        if (msg.type === 'progress') {
+          view.setHints(msg.hints, msg.faces);
+        } else if (msg.type === 'challenge') {
+          view.setBadge('');
+          view.setSteps(msg.total ?? total, msg.index ?? 0);
+          view.setPrompt(PROMPTS[msg.action] || msg.action, 'challenge');
+          if (msg.deadline_ms) view.startCountdown(msg.deadline_ms);
+        } else if (msg.type === 'challenge_met') {
+          view.stopCountdown();
+          view.setSteps(msg.total ?? total, (msg.index ?? 0) + 1);
+          view.setPrompt('Done', 'met');
+          view.setBadge('✓');
+        } else if (msg.type === 'challenge_failed') {
+          view.stopCountdown();
+          view.setPrompt('Time is up', 'failed');
+        } else if (msg.type === 'deciding') {
+          deciding = true;
+          view.stopCountdown();
+          view.setBadge('');
+          view.setHints([], 1);
+          view.hint.textContent = '';
+          view.setPrompt('Checking…', 'deciding');
+          setState('deciding');
+        } else if (msg.type === 'result') {
+          finish(resolve, msg.payload);
+        }
+      });
+      signal?.addEventListener('abort', () => finish(reject, new VerifyError('aborted', 'You cancelled the check.')),
+        { once: true });
+    });
+    view.setPrompt('Done', 'met');
+    setState('result');
+    return payload;
+  } finally {
+    stopAll();
+  }
+}
+
+/** GET result_url until the decision is there (200); 202 means still running. */
+export async function pollResult(session, signal = null) {
+  const until = Date.now() + RESULT_POLL_MAX_MS;
+  while (Date.now() < until) {
+    let response;
+    try {
+      response = await fetch(session.result_url, {
+        headers: { Authorization: `Bearer ${session.session_token}` },
+        cache: 'no-store',
+        signal,
+      });
+    } catch {
+      if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
+      await delay(RESULT_POLL_MS, signal);
+      continue;
+    }
+    const envelope = await readEnvelope(response);
+    if (response.status === 200 && envelope) return envelope;
+    if (response.status !== 202) throw httpError('result', response, envelope);
+    await delay(RESULT_POLL_MS, signal);
+  }
+  throw new VerifyError('network', 'The verification service did not answer in time. Press Retry to start again.');
+}
