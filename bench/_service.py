@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
 import socket
@@ -10,7 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Awaitable, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
@@ -56,3 +58,13 @@ def service_process(extra_env: dict[str, str] | None = None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def run_with_service(run: Callable[[argparse.Namespace, str], Awaitable[None]],
+                     args: argparse.Namespace) -> None:
+    """Run `run(args, url)` against `args.url` if given, else a fresh service process."""
+    if getattr(args, "url", None):
+        asyncio.run(run(args, args.url))
+        return
+    with running_service() as url:
+        asyncio.run(run(args, url))

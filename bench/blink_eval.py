@@ -33,7 +33,8 @@ import numpy as np
 
 from service.config import load_config
 from service.liveness.blink import BlinkDetector, BlinkParams
-from service.liveness.geometry import eye_openness, head_pose, mouth_aspect_ratio
+from service.liveness.geometry import (eye_aspect_ratio, eye_openness, head_pose,
+                                       mouth_aspect_ratio)
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.video.frames import Frame, decode_frames
 from service.vision.landmarks import NUM_LANDMARKS, FaceLandmarker
@@ -94,10 +95,12 @@ def frontal(series: Series, max_yaw_deg: float) -> np.ndarray:
     return ok
 
 
-def ears(series: Series) -> tuple[np.ndarray, np.ndarray]:
-    left = np.array([eye_openness(lm, "left") if ok else np.nan
+def ears(series: Series, measure=eye_openness) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Per-eye series of `measure`: the engine's eye openness (lid gap over nose length)
+    for our detector, the classic eye aspect ratio for the fixed-threshold baseline."""
+    left = np.array([measure(lm, "left") if ok else np.nan
                      for lm, ok in zip(series.lm, series.present)])
-    right = np.array([eye_openness(lm, "right") if ok else np.nan
+    right = np.array([measure(lm, "right") if ok else np.nan
                       for lm, ok in zip(series.lm, series.present)])
     return left, right
 
@@ -115,7 +118,7 @@ def our_blinks(series: Series, params: BlinkParams, ok: np.ndarray) -> list[tupl
 
 def threshold_blinks(series: Series) -> list[tuple[float, float]]:
     """Runs of frames with mean EAR under BASELINE_EAR, each run one blink."""
-    left, right = ears(series)
+    left, right = ears(series, eye_aspect_ratio)
     closed = (left + right) / 2.0 < BASELINE_EAR
     events, start = [], None
     for t, c in zip(series.t, closed):

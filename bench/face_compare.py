@@ -22,7 +22,7 @@ import urllib.parse
 import aiohttp
 import numpy as np
 
-from _service import DATA, KEY, SECRET, running_service
+from _service import DATA, KEY, SECRET, run_with_service
 from service.client import VerifyClient, signed_fields
 
 # Two ~200 KB JPEGs (184 KB and 191 KB), as the vendor document suggests for uploads.
@@ -183,12 +183,7 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--url", help="use a running service (key bench:bench-secret)")
-    args = parser.parse_args()
-    if args.url:
-        asyncio.run(run(args, args.url))
-        return
-    with running_service() as url:
-        asyncio.run(run(args, url))
+    run_with_service(run, parser.parse_args())
 
 
 if __name__ == "__main__":

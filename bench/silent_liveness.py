@@ -28,7 +28,7 @@ import aiohttp
 import cv2
 import numpy as np
 
-from _service import DATA, KEY, SECRET, running_service
+from _service import DATA, KEY, SECRET, run_with_service
 from attacks import ATTACKS
 from service.client import VerifyClient
 
@@ -133,12 +133,7 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=40)
     parser.add_argument("--scores", help="write the live probabilities per set here")
     parser.add_argument("--url", help="use a running service (key bench:bench-secret)")
-    args = parser.parse_args()
-    if args.url:
-        asyncio.run(run(args, args.url))
-        return
-    with running_service() as url:
-        asyncio.run(run(args, url))
+    run_with_service(run, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ from aiohttp import web
 from models.manifest import ModelError, resolve_models
 from service.app import MODEL_NAMES, PathOnlyAccessLogger, create_app
 from service.config import load_config
+from service.memory import limit_malloc_arenas
 
 
 def main() -> None:
+    limit_malloc_arenas()
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     parser.add_argument("--host", help="bind address (env SERVICE_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (env SERVICE_PORT, default 8080)")

@@ -18,7 +18,6 @@ from service.silent_liveness import LivenessJudgement, judge_face
 from service.video.frames import VideoLimits, decode_frames
 from service.vision.detection import Detection
 from service.vision.faces import find_faces
-from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
 
 
@@ -81,7 +80,7 @@ def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
 
 def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecision:
     """Runs in a model worker thread; the landmarker is this clip's own."""
-    landmarker = FaceLandmarker()
+    landmarker = runtime.landmarkers.acquire()
     engine = LivenessEngine(landmarker, runtime.embed, engine_params(cfg))
     try:
         for frame in decode_frames(data, cfg.analysis_fps, cfg.work_side, video_limits(cfg)):
@@ -92,4 +91,4 @@ def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecis
         return decide(evidence, pad, problem, video_policy(cfg))
     finally:
         engine.forget()
-        landmarker.close()
+        runtime.landmarkers.release(landmarker)

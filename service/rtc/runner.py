@@ -84,7 +84,7 @@ class StreamRun:
     # --- the loop ---------------------------------------------------------------
 
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
-        self.landmarker = await asyncio.to_thread(FaceLandmarker)
+        self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
         self.engine = LivenessEngine(self.landmarker, self.runtime.embed,
                                      engine_params(self.cfg))
         period = 1.0 / self.cfg.stream_analysis_fps
@@ -235,7 +235,7 @@ class StreamRun:
         if self.engine is not None:
             self.engine.forget()
         if self.landmarker is not None:
-            self.landmarker.close()
+            self.runtime.landmarkers.release(self.landmarker)
         self.engine = None
         self.landmarker = None
         self.session.forget_biometrics()

@@ -19,6 +19,7 @@ import cv2
 from service.errors import RateLimited
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
+from service.vision.landmarks import LandmarkerPool
 from service.vision.pad import PresentationAttackDetector
 from service.vision.presence import FacePresence
 
@@ -36,6 +37,8 @@ class ModelRuntime:
         self._local = threading.local()
         self._pending = 0
         self._max_pending = max_pending
+        # one per stream or clip being analysed; a few kept warm between them
+        self.landmarkers = LandmarkerPool(max_idle=max(2, workers * 2))
 
     def detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):
@@ -87,3 +90,4 @@ class ModelRuntime:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.landmarkers.close()
