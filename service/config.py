@@ -123,6 +123,9 @@ class Config:
     # needs a few seconds of video to be stable (one blink met in 0.5 s gave live
     # probabilities from 0.03 to 0.98 on the same clip in the browser test).
     stream_min_observation_s: float = 2.0
+    # Seconds between identity (replacement) samples in a stream while the face stays
+    # put; a jump or a lost face still samples at once. Uploads use 1 s.
+    stream_identity_interval_s: float = 2.0
     # A connected peer that sends no video for this long is decided as "no video".
     stream_media_timeout_s: float = 10.0
     # A decided session's result stays readable this long, then the session is forgotten.

@@ -13,6 +13,9 @@ from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
 from service.liveness.decision import VideoDecision, VideoPolicy, decide
 from service.liveness.best_frame import BestFrame
+from service.liveness.blink import BlinkParams
+from service.liveness.mouth import MouthParams
+from service.liveness.replacement import ReplacementParams
 from service.liveness.engine import ClipEvidence, EngineParams, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
 from service.video.frames import VideoLimits, decode_frames
@@ -28,11 +31,19 @@ def video_limits(cfg: Config) -> VideoLimits:
 
 
 def video_policy(cfg: Config) -> VideoPolicy:
-    return VideoPolicy(min_tracked_fraction=cfg.video_min_tracked_fraction)
+    return VideoPolicy(min_tracked_fraction=cfg.video_min_tracked_fraction,
+                       min_mouth_events=cfg.mouth_min_events)
 
 
-def engine_params(cfg: Config) -> EngineParams:
-    return EngineParams()
+def engine_params(cfg: Config, stream: bool = False) -> EngineParams:
+    """Uploaded clips sample identity every second; streams every
+    `stream_identity_interval_s` (an SFace embedding is ~20-27 ms here, the largest
+    per-stream cost after the landmarks), and count faces half as often."""
+    interval = cfg.stream_identity_interval_s if stream else 1.0
+    return EngineParams(
+        blink=BlinkParams.from_config(cfg), mouth=MouthParams.from_config(cfg),
+        replacement=ReplacementParams(interval_s=interval),
+        competing_check_s=1.0 if stream else 0.5)
 
 
 def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
