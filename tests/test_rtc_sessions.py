@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
+from service.client import signed_fields
 from rtc_client import ClipTrack, WhipClient, create_session
 from service.rtc.routes import MANAGER
 from videos import decode_all
@@ -230,3 +231,34 @@ async def test_cors_preflight_and_trickle_patch(http, url):
         assert status == 200 and body["detail"]["ended_by"] == "peer disconnected"
     finally:
         await client.hang_up()
+
+
+class SilentTrack(ClipTrack):
+    """A camera that connects but never delivers a frame."""
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(3600)
+
+
+async def test_peer_that_never_sends_video_is_decided_as_no_video(http, url):
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    client = WhipClient(session, http)
+    try:
+        assert await client.connect(SilentTrack([])) == 201
+        status, body = await client.poll_result(timeout=30)
+    finally:
+        await client.hang_up()
+    assert status == 200
+    assert body["detail"]["ended_by"] == "no video received"
+    assert video_items(body)["Live or not"] == "Non-living body"
+
+
+async def test_result_can_be_read_with_the_api_key_signature(http, url):
+    _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
+    result_url = session["result_url"]
+    async with http.get(result_url, params=signed_fields(KEY, SECRET)) as r:
+        assert r.status == 202 and (await r.json())["detail"]["state"] == "created"
+    async with http.get(result_url, params=signed_fields(KEY, "wrong")) as r:
+        assert r.status == 401
+    async with http.get(result_url) as r:
+        assert r.status == 400 and status_of(await r.json()) == "4001"
