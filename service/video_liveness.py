@@ -35,15 +35,14 @@ def video_policy(cfg: Config) -> VideoPolicy:
                        min_mouth_events=cfg.mouth_min_events)
 
 
-def engine_params(cfg: Config, stream: bool = False) -> EngineParams:
-    """Uploaded clips sample identity every second; streams every
-    `stream_identity_interval_s` (an SFace embedding is ~20-27 ms here, the largest
-    per-stream cost after the landmarks), and count faces half as often."""
-    interval = cfg.stream_identity_interval_s if stream else 1.0
+def engine_params(cfg: Config) -> EngineParams:
+    """Identity is sampled every `identity_interval_s` (an SFace embedding is ~20-27 ms
+    here, the largest cost after the landmarks; a face jump or a lost face still samples
+    at once), other faces are counted once a second."""
     return EngineParams(
         blink=BlinkParams.from_config(cfg), mouth=MouthParams.from_config(cfg),
-        replacement=ReplacementParams(interval_s=interval),
-        competing_check_s=1.0 if stream else 0.5)
+        replacement=ReplacementParams(interval_s=cfg.identity_interval_s),
+        competing_check_s=1.0)
 
 
 def check_clip(evidence: ClipEvidence, cfg: Config) -> None:

@@ -168,8 +168,8 @@ class Page:
     async def click(self, element_id: str) -> None:
         await self.evaluate(f"document.getElementById({json.dumps(element_id)}).click()")
 
-    async def screenshot(self, name: str, full_page: bool = False) -> Path:
-        await asyncio.sleep(0.3)  # let transitions and the video's next frame settle
+    async def screenshot(self, name: str, full_page: bool = False, settle: float = 0.3) -> Path:
+        await asyncio.sleep(settle)  # let transitions and the video's next frame settle
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = (await self.send("Page.getLayoutMetrics"))["cssContentSize"]
@@ -402,7 +402,8 @@ async def test_an_expired_session_link_is_refused_with_a_plain_message(browser, 
 async def _run_to_result(page: Page) -> dict[str, Any]:
     await page.click("start")
     await page.wait_for("document.body.dataset.challenge", timeout=SESSION_TIMEOUT_S)
-    await page.screenshot("prompt")
+    # at once: the clip blinks within a second or two, and then the prompt is gone
+    await page.screenshot("prompt", settle=0.05)
     await page.wait_for_state("result", "error", timeout=SESSION_TIMEOUT_S)
     if await page.state() == "error":
         text = await page.evaluate("document.getElementById('error-text').textContent + ' '"

@@ -86,7 +86,7 @@ class StreamRun:
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
         self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
         self.engine = LivenessEngine(self.landmarker, self.runtime.embed,
-                                     engine_params(self.cfg, stream=True))
+                                     engine_params(self.cfg))
         period = 1.0 / self.cfg.stream_analysis_fps
         deadline = self.session.expires_at - time.time() + time.monotonic()
         try:
