@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 import time
 import zlib
+from urllib.parse import urlsplit
 
 import cv2
 import pytest
@@ -167,3 +169,19 @@ async def test_health_and_readiness(http, base_url):
         assert resp.status == 200
     async with http.get(f"{base_url}/readyz") as resp:
         assert resp.status == 200 and (await resp.json())["status"] == "ready"
+
+
+async def test_a_client_that_hangs_up_mid_upload_leaves_the_service_serving(http, base_url):
+    """The upload stops halfway and the socket closes: nothing to answer, but the
+    service must neither crash nor keep waiting, and the next request is served."""
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"POST /api/verify HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 1000000\r\n\r\nkey=test-key&img1=" + b"A" * 5000)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    status, body = await post_form(http, base_url, form())
+    assert (status, status_of(body)) == (200, "2000")
