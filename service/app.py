@@ -22,7 +22,10 @@ from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service")
 
-MODEL_NAMES = ["face_detector", "face_embedder", "pad_minifasnet_v2", "pad_minifasnet_v1se"]
+# Every file the running service loads, verified (sha256) before it serves; the
+# MediaPipe ones are read by mediapipe from its own package, and checked there.
+MODEL_NAMES = ["face_detector", "face_embedder", "pad_minifasnet_v2", "pad_minifasnet_v1se",
+               "face_landmarker", "face_landmarker_detector"]
 LOADER = web.AppKey("loader", asyncio.Task)
 
 
