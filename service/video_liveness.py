@@ -58,10 +58,12 @@ def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
 def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detection:
     """A kept frame's face as the image detector sees it (YuNet box and landmarks: what
     the PAD models were calibrated with and what the embedder aligns by); the
-    landmark-derived face if YuNet misses it."""
-    search = find_faces(runtime.detector(), runtime.presence(), frame.image,
-                        search_params(cfg))
-    return search.faces[0] if search.faces else as_detection(frame.landmarks)
+    landmark-derived face if YuNet misses it. Looked up once per frame."""
+    if frame.face is None:
+        search = find_faces(runtime.detector(), runtime.presence(), frame.image,
+                            search_params(cfg))
+        frame.face = search.faces[0] if search.faces else as_detection(frame.landmarks)
+    return frame.face
 
 
 def best_frame_face(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config) -> Detection:

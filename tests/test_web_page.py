@@ -348,6 +348,16 @@ async def test_page_and_its_files_are_served_uncached_under_a_strict_policy(plai
 # ---------------------------------------------------------------- errors
 
 
+async def expect_error(page: Page, code: str, phrase: str) -> None:
+    """The page ends in its error state with `code`, a plain sentence containing
+    `phrase`, and a Retry button."""
+    await page.wait_for_state("error")
+    assert await page.evaluate("document.body.dataset.error") == code
+    text = await page.evaluate("document.getElementById('error-text').textContent")
+    assert phrase in text
+    assert await page.evaluate("!document.getElementById('retry').hidden")
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 async def test_without_the_demo_endpoint_the_page_says_so_and_offers_retry(
         browser, plain_server, viewport):
@@ -356,11 +366,7 @@ async def test_without_the_demo_endpoint_the_page_says_so_and_offers_retry(
         assert await page.state() == "idle"
         await page.screenshot("intro", full_page=True)
         await page.click("start")
-        await page.wait_for_state("error")
-        assert await page.evaluate("document.body.dataset.error") == "session-refused"
-        text = await page.evaluate("document.getElementById('error-text').textContent")
-        assert "does not start verifications by itself" in text
-        assert await page.evaluate("!document.getElementById('retry').hidden")
+        await expect_error(page, "session-refused", "does not start verifications by itself")
         await page.screenshot("error-refused")
         # Retry runs the whole attempt again (and is refused again).
         await page.evaluate("document.body.dataset.state = 'probe'")
@@ -375,11 +381,7 @@ async def test_a_refused_camera_is_explained_in_plain_words(browser, plain_serve
     async with browser.page(viewport, init_script=deny) as page:
         await page.goto(url_of(plain_server))
         await page.click("start")
-        await page.wait_for_state("error")
-        assert await page.evaluate("document.body.dataset.error") == "camera-denied"
-        text = await page.evaluate("document.getElementById('error-text').textContent")
-        assert "Allow the camera" in text
-        assert await page.evaluate("!document.getElementById('retry').hidden")
+        await expect_error(page, "camera-denied", "Allow the camera")
         await page.screenshot("error-camera")
 
 

@@ -53,13 +53,12 @@ async def liveness(state: ServiceState, req: VerifyRequest) -> Payload:
     started = time.perf_counter()
     if kind is MediaKind.VIDEO:
         decision = await state.runtime.run(analyse_video, state.runtime, data, cfg)
-        detail = decision.detail
-        detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return success(decision.veritems(), detail)
-    judgement = await state.runtime.run(judge_image, state.runtime, data, cfg)
-    detail = judgement.detail()
+        items, detail = decision.veritems(), decision.detail
+    else:
+        judgement = await state.runtime.run(judge_image, state.runtime, data, cfg)
+        items, detail = judgement.veritems(), judgement.detail()
     detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return success(judgement.veritems(), detail)
+    return success(items, detail)
 
 
 TYPE_HANDLERS: dict[int, TypeHandler] = {

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from service.vision.detection import Detection
+
 
 @dataclass(frozen=True)
 class FrameQuality:
@@ -57,6 +59,9 @@ class BestFrame:
     landmarks: np.ndarray
     quality: FrameQuality
     score: float
+    # the image detector's face in this frame, once looked up (service.video_liveness):
+    # silent liveness and face comparison both need it, the search runs once
+    face: Detection | None = None
 
 
 class BestFrameKeeper:

@@ -7,7 +7,7 @@ caller owns the clock (frame times), the threads, and what to do with the eviden
 Per analysed frame: FaceMesh landmarks (478 points); the main face is the one that
 continues the track (closest to the last box), else the largest; then the eye and mouth
 aspect ratios feed the blink and mouth detectors, the nose yaw feeds the turn detector,
-the rigid landmarks feed the planarity detector, an embedding every half second (or
+the face shape feeds the planarity detector, an embedding every `interval_s` (or
 right after a jump) feeds the identity track, and the frame is offered to the
 best-frame keeper.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from service.liveness.best_frame import BestFrame, BestFrameKeeper, FrameQuality, face_crop_stats
 from service.liveness.blink import BlinkDetector, BlinkParams
-from service.liveness.geometry import eye_openness, mouth_aspect_ratio
+from service.liveness.geometry import eye_centres, eye_openness, face_box, mouth_aspect_ratio
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.liveness.planarity import PlanarityDetector, PlanarityParams
 from service.liveness.replacement import IdentityTrack, ReplacementParams
@@ -101,20 +101,13 @@ class ClipEvidence:
 def five_points(landmarks: np.ndarray) -> np.ndarray:
     """YuNet's landmark order from FaceMesh: eyes, nose tip, mouth corners (image
     left one first), which is what the SFace aligner expects."""
-    eyes = sorted([landmarks[[33, 133], :2].mean(axis=0), landmarks[[362, 263], :2].mean(axis=0)],
-                  key=lambda p: p[0])
+    eyes = eye_centres(landmarks)
     mouth = sorted([landmarks[61, :2], landmarks[291, :2]], key=lambda p: p[0])
     return np.array([eyes[0], eyes[1], landmarks[1, :2], mouth[0], mouth[1]], np.float32)
 
 
-def landmark_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    x0, y0 = landmarks[:, 0].min(), landmarks[:, 1].min()
-    x1, y1 = landmarks[:, 0].max(), landmarks[:, 1].max()
-    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
-
-
 def as_detection(landmarks: np.ndarray) -> Detection:
-    return Detection(landmark_box(landmarks), five_points(landmarks), 1.0)
+    return Detection(face_box(landmarks), five_points(landmarks), 1.0)
 
 
 class LivenessEngine:
@@ -141,7 +134,7 @@ class LivenessEngine:
 
     def _main_face(self, faces: list[np.ndarray]) -> np.ndarray:
         """The face that continues the track, else the largest."""
-        boxes = [landmark_box(f) for f in faces]
+        boxes = [face_box(f) for f in faces]
         if self._last is not None:
             overlaps = [iou(self._last[1], b) for b in boxes]
             if max(overlaps) >= 0.2:
@@ -173,7 +166,7 @@ class LivenessEngine:
             self._last = None
             return FrameReport(t, 0, ("no face",), ())
         lm = self._main_face(faces)
-        box = landmark_box(lm)
+        box = face_box(lm)
         competing = self._competing(t, frame.image, box)
         self.with_face += 1
         self.competing += competing
@@ -241,5 +234,4 @@ class LivenessEngine:
     def forget(self) -> None:
         """Drop everything biometric (best frame, identity anchor) once decided."""
         self.best.clear()
-        self.identity.anchor = None
-        self.identity._anchor_parts.clear()
+        self.identity.forget()

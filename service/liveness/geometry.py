@@ -71,6 +71,16 @@ def face_box(lm: np.ndarray) -> tuple[float, float, float, float]:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the two eye centres (mean of each eye's corners), image-left first.
+
+    Ordered by image position, not by name, so the result is the same for a mirrored
+    frame: the aligner, the yaw and the planarity measures all want image order.
+    """
+    a, b = lm[[33, 133], :2].mean(axis=0), lm[[362, 263], :2].mean(axis=0)
+    return (a, b) if a[0] <= b[0] else (b, a)
+
+
 def inter_ocular(lm: np.ndarray) -> float:
     """Distance between the outer eye corners in pixels: the face's scale."""
     return _dist(lm, RIGHT_EYE_OUTER, LEFT_EYE_OUTER)

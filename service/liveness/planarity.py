@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.liveness.geometry import eye_centres
+
 SUBNASALE = 2  # the base of the nose: rigid, between the eyes and the mouth
 
 
 def face_shape(landmarks: np.ndarray) -> tuple[float, float, float]:
     """(nose x, nose y, ln aspect): the nose tip's offset from the eyes' midpoint along
     and across the eye line, in eye distances, and ln(eye distance / eyes-to-nose-base)."""
-    eyes = sorted([landmarks[[33, 133], :2].mean(axis=0), landmarks[[362, 263], :2].mean(axis=0)],
-                  key=lambda p: p[0])
+    eyes = eye_centres(landmarks)
     axis = eyes[1] - eyes[0]
     dist = max(float(np.linalg.norm(axis)), 1e-6)
     along = axis / dist

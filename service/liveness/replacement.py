@@ -85,6 +85,11 @@ class IdentityTrack:
             self.anchor = mean / max(float(np.linalg.norm(mean)), 1e-9)
         return None
 
+    def forget(self) -> None:
+        """Drop the identity (biometric) once the decision is made."""
+        self.anchor = None
+        self._anchor_parts.clear()
+
     @property
     def min_cosine(self) -> float | None:
         return min((c for _, c in self.cosines), default=None)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.liveness.geometry import eye_centres
+
 
 def nose_yaw(landmarks: np.ndarray) -> float:
-    eyes = sorted([landmarks[[33, 133], :2].mean(axis=0), landmarks[[362, 263], :2].mean(axis=0)],
-                  key=lambda p: p[0])
-    left_in_image, right_in_image = eyes
+    left_in_image, right_in_image = eye_centres(landmarks)
     eye_vec = right_in_image - left_in_image
     dist = max(float(np.linalg.norm(eye_vec)), 1e-6)
     nose = landmarks[1, :2]

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from service.api.request import read_request
-from service.errors import ApiError, BadCredentials, MalformedField, SessionNotFound
+from service.errors import BadCredentials, MalformedField, SessionExpired, SessionNotFound
 from service.liveness.challenges import parse_challenges, pick_challenges
 from service.payload import Payload
 from service.rtc.manager import SessionManager
@@ -185,8 +185,8 @@ async def result(request: web.Request) -> web.Response:
                      "detail": {"state": session.state,
                                 "expires_at": _iso(session.expires_at)}}
     if session.state in ("expired", "ended"):
-        error = ApiError(f"the session {session.state} without a decision")
-        body["messageString"] = {"status": "4100", "value": error.value}
+        body["messageString"] = {"status": SessionExpired.status,
+                                 "value": f"the session {session.state} without a decision"}
         return web.json_response(body, status=410)
     return web.json_response(body, status=202)
 

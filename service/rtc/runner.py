@@ -73,7 +73,6 @@ class StreamRun:
         self.landmarker: FaceLandmarker | None = None
         self.engine: LivenessEngine | None = None
         self.t0 = time.monotonic()
-        self.frames_analysed = 0
         self.last_hints: tuple[str, ...] | None = None  # None: nothing sent yet
         self.first_face_t: float | None = None
         self.ended_by = ""
@@ -143,8 +142,7 @@ class StreamRun:
         """In a model worker thread: convert and feed the engine (one frame at a time,
         so the landmarker's graph is never used from two threads at once)."""
         assert self.engine is not None
-        frame = frame_from_av(av_frame, self.frames_analysed, t, self.cfg.work_side)
-        self.frames_analysed += 1
+        frame = frame_from_av(av_frame, self.engine.analysed, t, self.cfg.work_side)
         return self.engine.feed(frame)
 
     def _react(self, report: FrameReport) -> None:
