@@ -33,9 +33,9 @@ import numpy as np
 
 from service.config import load_config
 from service.liveness.blink import BlinkDetector, BlinkParams
-from service.liveness.geometry import (eye_aspect_ratio, eye_openness, head_pose,
-                                       mouth_aspect_ratio)
+from service.liveness.geometry import eye_aspect_ratio, eye_openness, mouth_aspect_ratio
 from service.liveness.mouth import MouthDetector, MouthParams
+from service.liveness.turns import nose_yaw
 from service.video.frames import Frame, decode_frames
 from service.vision.landmarks import NUM_LANDMARKS, FaceLandmarker
 
@@ -88,10 +88,12 @@ def analyse(data_dir: Path, path: str, fps: float, fresh: bool = False) -> Serie
     return series
 
 
-def frontal(series: Series, max_yaw_deg: float) -> np.ndarray:
+def frontal(series: Series, max_yaw: float) -> np.ndarray:
+    """The engine's own frontal gate (EngineParams.frontal_max_yaw, nose yaw in eye
+    distances), so the benchmark scores exactly the samples the service uses."""
     ok = series.present.copy()
     for i in np.flatnonzero(ok):
-        ok[i] = abs(head_pose(series.lm[i])[0]) <= max_yaw_deg
+        ok[i] = abs(nose_yaw(series.lm[i])) < max_yaw
     return ok
 
 
@@ -197,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore the landmark cache")
     args = parser.parse_args(argv)
     config = load_config()
-    blink_params = BlinkParams.from_config(config)
-    mouth_params = MouthParams.from_config(config)
+    blink_params = config.engine.blink
+    mouth_params = config.engine.mouth
     labels: dict[str, Any] = json.loads((args.data / "labels.json").read_text())
 
     print(f"## Blinks at {args.fps:g} fps ({platform.machine()}, "
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     mouth_false_yes = []
     for clip in labels["blink_clips"]:
         series = analyse(args.data, clip["path"], args.fps, args.fresh)
-        ok = frontal(series, config.blink_max_yaw_deg)
+        ok = frontal(series, config.engine.frontal_max_yaw)
         mine = match(our_blinks(series, blink_params, ok), clip["blinks"], clip["fps"])
         theirs = match(threshold_blinks(series), clip["blinks"], clip["fps"])
         ours += mine
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     talking_yes = talking = 0
     for clip in labels["mouth_clips"]:
         series = analyse(args.data, clip["path"], args.fps, args.fresh)
-        mouth = run_mouth(series, mouth_params, frontal(series, config.blink_max_yaw_deg))
+        mouth = run_mouth(series, mouth_params, frontal(series, config.engine.frontal_max_yaw))
         talking += clip["talking"]
         talking_yes += clip["talking"] and mouth.moved
         amps = ", ".join(f"{e.amplitude:.2f}" for e in mouth.events)

@@ -40,7 +40,7 @@ from service.config import Config  # noqa: E402
 from service.errors import ApiError  # noqa: E402
 from service.liveness.engine import LivenessEngine  # noqa: E402
 from service.video.frames import decode_frames  # noqa: E402
-from service.video_liveness import analyse_video, engine_params  # noqa: E402
+from service.video_liveness import analyse_video  # noqa: E402
 from service.vision.landmarks import FaceLandmarker  # noqa: E402
 from service.vision.runtime import ModelRuntime  # noqa: E402
 
@@ -186,7 +186,7 @@ def speed(runtime: ModelRuntime, cfg: Config, labels: dict) -> None:
         spent_decoding = time.perf_counter() - t0
         pooled = runtime.landmarkers.acquire()
         lm = TimedLandmarker(pooled)
-        engine = LivenessEngine(lm, runtime.embed, engine_params(cfg))
+        engine = LivenessEngine(lm, runtime.embed, cfg.engine)
         t0 = time.perf_counter()
         for f in frames:
             engine.feed(f)
@@ -216,7 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cfg = Config(model_dir=Path(os.environ.get("SERVICE_MODEL_DIR", ROOT / ".models")))
-    runtime = ModelRuntime(resolve_models(cfg.model_dir, MODEL_NAMES), 1, 4)
+    runtime = ModelRuntime(resolve_models(cfg.model_dir, MODEL_NAMES), 1)
     runtime.warm_up()
     labels = json.loads((DATA / "labels.json").read_text())
     if "labelled" not in args.skip:

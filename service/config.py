@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from service.liveness.decision import VideoPolicy
+from service.liveness.engine import EngineParams
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,8 +59,11 @@ class Config:
     # Model calls run in this many threads (one per core); each thread owns its model
     # instances because OpenCV's dnn networks are not safe to share across threads.
     workers: int = max(1, os.cpu_count() or 1)
-    # Jobs waiting for a worker beyond this answer 4290 "busy" instead of queueing forever.
-    max_pending_jobs: int = 64
+    # Admission to the model pool (service/vision/admission.py): a job is refused with
+    # 4290 "busy" when the work already queued would keep it waiting longer than this,
+    # or when this many jobs (each holding its request bytes) are already in flight.
+    queue_target_wait_s: float = 3.0
+    max_pending_jobs: int = 32
 
     # --- face finding ---
     # YuNet score a detection needs to count as a face. 0.6 is OpenCV Zoo's default; the
@@ -97,16 +103,6 @@ class Config:
     video_max_duration_s: float = 30.0
     video_max_pixels: int = 1920 * 1088
     video_max_frames: int = 30 * 120
-    # Seconds between identity (replacement) samples while the face stays put; a jump
-    # or a lost face samples at once, a doubtful sample is re-checked on the next frame.
-    # 2 s caught every two-person splice of bench/video_liveness.py (cuts at 1.5, 2.5,
-    # 3.5 s and a push from the side) at half the cost of sampling every second.
-    identity_interval_s: float = 2.0
-    # The face must be tracked in this fraction of analysed frames to be "live".
-    video_min_tracked_fraction: float = 0.6
-    # Two faces compete (4004) when a second face of comparable size is present in this
-    # fraction of the frames with a face.
-    video_competing_fraction: float = 0.8
 
     # --- streaming sessions (spec section 2) ---
     session_ttl_s: float = 120.0
@@ -143,52 +139,34 @@ class Config:
     # The browser onboarding page served at / (set to an empty path to serve none).
     web_dir: Path = REPO_ROOT / "web"
 
+    # --- request bodies (issue 10): read in memory, parsed by service/api/forms.py ---
+    # Fields in one form, multipart or JSON body: the largest request of the API has 7
+    # (key, timestamp, token, typeId, img1, img2, file); 32 leaves room for extras that
+    # clients add and we ignore, and bounds the work a body of many tiny fields causes.
+    max_form_fields: int = 32
+    # Header lines in one multipart part: browsers, curl and aiohttp send 1-3
+    # (Content-Disposition, Content-Type, at times Content-Length).
+    max_part_headers: int = 8
+    # A WHIP offer or trickle fragment (service/rtc/sdp.py): aiortc's and browsers'
+    # offers with audio, video and a data channel are 2-8 KB; 64 KiB leaves room for
+    # many codecs and candidates and keeps SDP parsing cheap.
+    max_sdp_bytes: int = 64 * 1024
+    # m= sections in one offer (audio, video and the data channel make 3), and ICE
+    # candidates in one offer or PATCH (a browser gathers 2-10): every remote candidate
+    # costs connectivity checks, STUN packets sent to the address it names.
+    max_sdp_media: int = 8
+    max_sdp_candidates: int = 32
+
     # --- silent liveness (calibrated by bench/silent_liveness.py, see README) ---
     # Averaged MiniFASNet probability of a real face at or above which an image is live.
     pad_threshold: float = 0.5
 
-    # --- video liveness cues ---
-    # Calibrated with bench/blink_eval.py on shared/data at analysis_fps = 15: 56 ZJU
-    # clips (14 people, with/without glasses, upward view; 189 labelled blinks) and 7
-    # GRID speech clips. Result: 98% precision / 98% recall on blink events (fixed
-    # EAR < 0.2: 88% / 97%); the same values give >= 96% / 96% at 10 fps and every frame.
-    # Blink. The open-eye level is this percentile of the EAR over the last few seconds:
-    # open EAR is 0.22-0.34 across the clips; even 6 blinks in 5 s keep under 15% of the
-    # samples closed. Window 2-5 s and percentile 80-95 all score the same at 15 fps.
-    blink_baseline_window_s: float = 3.0
-    blink_baseline_percentile: float = 85.0
-    # A closure starts under enter_ratio of the open level (open eyes stay >= 0.83) and
-    # is a blink if it reaches close_ratio: 0.75-0.8 gives the same count, 0.7 loses two
-    # shallow blinks that 15 fps sampling caught half-closed, 0.65 loses seven.
-    blink_enter_ratio: float = 0.8
-    blink_close_ratio: float = 0.75
-    # Reopened once the EAR has come back this fraction of the way from its lowest point
-    # to the open level: splits two blinks with a half-open gap (0.6 best, 0.7 one event
-    # less; 0.8 merges them and misses blinks whose eyes settle lower than before).
-    blink_reopen_fraction: float = 0.6
-    # First to last closed sample; labelled blinks with their slow reopening last up to
-    # 0.8 s, what 15 fps sees closed up to 0.5 s. Longer is a slow closure, not a blink.
-    blink_max_duration_s: float = 0.7
-    # Beyond this head yaw the eye and lip contours are foreshortened and the ratios mean
-    # little; the cues skip such frames (not exercised by shared/data: |yaw| <= 10 deg).
-    blink_max_yaw_deg: float = 30.0
-    # Mouth. The closed level is this low percentile of the inner-lip aspect ratio (some
-    # people rest with lips apart: 0.1-0.15 on three ZJU clips).
-    mouth_baseline_window_s: float = 4.0
-    mouth_baseline_percentile: float = 10.0
-    # An excursion opens this far above the closed level and the last low point, and
-    # ends when the MAR has fallen back by close_fraction of its rise. At 0.08 every GRID
-    # clip shows >= 3 excursions at 15 fps (0.10: one clip only 2) and landmark jitter on
-    # the 56 silent ZJU clips makes at most one; window and fraction barely matter.
-    mouth_open_delta: float = 0.08
-    mouth_close_fraction: float = 0.5
-    # "Moved the mouth" = this many excursions: only 000011M_UNN among the ZJU clips
-    # reaches 2, and that subject does talk (checked by eye).
-    mouth_min_events: int = 2
-    # One excursion this large answers an "open your mouth" prompt. No challenge clip
-    # exists in shared/data: set above typical speech syllables (GRID peaks 0.11-0.40,
-    # median ~0.2), so a deliberate opening is needed.
-    mouth_wide_amplitude: float = 0.3
+    # --- video liveness: cue detectors and the fused verdict ---
+    # Each component's parameters sit beside how they were calibrated:
+    # service/liveness/{blink,mouth,turns,replacement,planarity}.py and engine.py.
+    engine: EngineParams = field(default_factory=EngineParams)
+    # What the verdict requires (service/liveness/decision.py).
+    video_policy: VideoPolicy = field(default_factory=VideoPolicy)
 
     @property
     def compare_threshold(self) -> float:
@@ -213,20 +191,51 @@ def _coerce(value: Any, target: Any) -> Any:
     return str(value)
 
 
+KeyPath = tuple[str, ...]  # a setting's place: ("engine", "blink", "enter_ratio")
+
+
+def _apply(obj: Any, updates: dict[KeyPath, Any], where: str = "") -> Any:
+    """`obj` (a frozen settings dataclass) with `updates` applied, each coerced to the
+    type of the default it replaces; unknown names are refused, naming the full path."""
+    names = {f.name for f in dataclasses.fields(obj)}
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[KeyPath, Any]] = {}
+    for path, value in updates.items():
+        head, rest = path[0], path[1:]
+        current = getattr(obj, head, None) if head in names else None
+        section = dataclasses.is_dataclass(current)
+        if head not in names or (rest and not section):
+            raise ValueError(f"unknown configuration key: {where}{'.'.join(path)}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif section and isinstance(value, Mapping):  # a TOML table for a section
+            nested.setdefault(head, {}).update({(k,): v for k, v in value.items()})
+        elif section:
+            if type(value) is not type(current):
+                raise ValueError(f"configuration key {where}{head} is a section")
+            direct[head] = value
+        else:
+            direct[head] = _coerce(value, current)
+    for head, sub in nested.items():
+        direct[head] = _apply(getattr(obj, head), sub, f"{where}{head}.")
+    return dataclasses.replace(obj, **direct)
+
+
 def load_config(env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Build the Config from defaults, SERVICE_CONFIG file, SERVICE_* env and overrides."""
+    """Build the Config from defaults, SERVICE_CONFIG file, SERVICE_* env and overrides.
+
+    Sections nest: TOML tables (`[engine.blink]`), env names joined by a double
+    underscore (`SERVICE_ENGINE__BLINK__ENTER_RATIO=0.7`), keyword overrides the same way
+    (`engine__blink__enter_ratio=0.7`). An unknown name anywhere is an error, so a typo
+    never silently leaves a default in place.
+    """
     env = os.environ if env is None else env
-    base = Config()
-    values: dict[str, Any] = {}
+    updates: dict[KeyPath, Any] = {}
     if env.get("SERVICE_CONFIG"):
-        values.update(tomllib.loads(Path(env["SERVICE_CONFIG"]).read_text()))
-    for f in dataclasses.fields(Config):
-        name = f"SERVICE_{f.name.upper()}"
-        if name in env:
-            values[f.name] = env[name]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(values) - {f.name for f in dataclasses.fields(Config)}
-    if unknown:
-        raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
-    coerced = {k: _coerce(v, getattr(base, k)) for k, v in values.items()}
-    return dataclasses.replace(base, **coerced)
+        table = tomllib.loads(Path(env["SERVICE_CONFIG"]).read_text())
+        updates.update({(k,): v for k, v in table.items()})
+    for name, value in env.items():
+        if name.startswith("SERVICE_") and name != "SERVICE_CONFIG":
+            updates[tuple(name[len("SERVICE_"):].lower().split("__"))] = value
+    updates.update({tuple(k.split("__")): v for k, v in overrides.items() if v is not None})
+    return _apply(Config(), updates)

@@ -11,12 +11,9 @@ from __future__ import annotations
 from service.compare import search_params
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
-from service.liveness.decision import VideoDecision, VideoPolicy, decide
+from service.liveness.decision import VideoDecision, decide
 from service.liveness.best_frame import BestFrame
-from service.liveness.blink import BlinkParams
-from service.liveness.mouth import MouthParams
-from service.liveness.replacement import ReplacementParams
-from service.liveness.engine import ClipEvidence, EngineParams, LivenessEngine, as_detection
+from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
 from service.video.frames import VideoLimits, decode_frames
 from service.vision.detection import Detection
@@ -30,26 +27,11 @@ def video_limits(cfg: Config) -> VideoLimits:
                        max_bytes=cfg.max_request_bytes)
 
 
-def video_policy(cfg: Config) -> VideoPolicy:
-    return VideoPolicy(min_tracked_fraction=cfg.video_min_tracked_fraction,
-                       min_mouth_events=cfg.mouth_min_events)
-
-
-def engine_params(cfg: Config) -> EngineParams:
-    """Identity is sampled every `identity_interval_s` (an SFace embedding is ~20-27 ms
-    here, the largest cost after the landmarks; a face jump or a lost face still samples
-    at once), other faces are counted once a second."""
-    return EngineParams(
-        blink=BlinkParams.from_config(cfg), mouth=MouthParams.from_config(cfg),
-        replacement=ReplacementParams(interval_s=cfg.identity_interval_s),
-        competing_check_s=1.0)
-
-
 def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
     """Refuse clips that cannot be judged at all (as opposed to judged not live)."""
     if evidence.with_face == 0:
         raise NoFace("no face in the video")
-    if evidence.competing >= cfg.video_competing_fraction * evidence.with_face:
+    if evidence.competing >= cfg.video_policy.competing_fraction * evidence.with_face:
         raise SeveralFaces("two faces compete for the whole video; one person at a time")
     if evidence.best is None:  # faces seen, but only ever next to a competing one
         raise SeveralFaces("no frame shows one face on its own")
@@ -93,14 +75,14 @@ def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
 def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecision:
     """Runs in a model worker thread; the landmarker is this clip's own."""
     landmarker = runtime.landmarkers.acquire()
-    engine = LivenessEngine(landmarker, runtime.embed, engine_params(cfg))
+    engine = LivenessEngine(landmarker, runtime.embed, cfg.engine)
     try:
         for frame in decode_frames(data, cfg.analysis_fps, cfg.work_side, video_limits(cfg)):
             engine.feed(frame)
         evidence = engine.evidence()
         check_clip(evidence, cfg)
         pad, problem = judge_best_frame(runtime, evidence, cfg)
-        return decide(evidence, pad, problem, video_policy(cfg))
+        return decide(evidence, pad, problem, cfg.video_policy)
     finally:
         engine.forget()
         runtime.landmarkers.release(landmarker)

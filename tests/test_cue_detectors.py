@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import data_bytes
 
-from service.config import Config
+from service.config import Config, load_config
 from service.errors import BadMedia, TooLarge
 from service.liveness.blink import BlinkDetector, BlinkEvent, BlinkParams
 from service.liveness.mouth import MouthDetector, MouthEvent, MouthParams
@@ -167,7 +167,7 @@ def test_still_mouth_does_not_move(resting):
 def test_open_your_mouth_is_one_wide_excursion():
     samples = [(i / FPS, 0.5 if 1.0 <= i / FPS <= 2.0 else 0.01) for i in range(60)]
     detector = mouth_events(samples)
-    assert len(detector.events) == 1 and detector.opened_wide and not detector.moved
+    assert len(detector.events) == 1 and not detector.moved
     event = detector.events[0]
     assert isinstance(event, MouthEvent)
     assert event.start_t == pytest.approx(1.0, abs=0.1) and event.amplitude > 0.45
@@ -178,9 +178,10 @@ def test_mouth_left_open_is_no_event_until_it_closes():
     assert mouth_events(samples).events == []
 
 
-def test_cue_parameters_default_to_the_config():
-    assert BlinkParams.from_config(Config()) == BlinkParams()
-    assert MouthParams.from_config(Config()) == MouthParams()
+def test_cue_parameters_come_from_the_config():
+    assert Config().engine.blink == BlinkParams() and Config().engine.mouth == MouthParams()
+    cfg = load_config(env={"SERVICE_ENGINE__BLINK__ENTER_RATIO": "0.7"})
+    assert cfg.engine.blink.enter_ratio == 0.7 and cfg.engine.mouth == MouthParams()
 
 
 # --- video decoding ---

@@ -47,9 +47,17 @@ class EngineParams:
     replacement: ReplacementParams = field(default_factory=ReplacementParams)
     planarity: PlanarityParams = field(default_factory=PlanarityParams)
     # a second face at least this fraction of the main face's area competes with it;
-    # the whole frame is searched for other faces this often (seconds)
+    # the whole frame is searched for other faces (BlazeFace) this often, in seconds:
+    # once a second costs ~0.3 ms per analysed frame (asking FaceMesh for two faces on
+    # every frame made it 7.3 ms instead of 5.2)
     competing_face_ratio: float = 0.5
-    competing_check_s: float = 0.5
+    competing_check_s: float = 1.0
+    # Beyond this head yaw (nose offset from the eyes' midpoint, in eye distances; 0.35
+    # is ~20 degrees, 0.5 ~30) the eye and lip contours are foreshortened and their
+    # ratios mean little, so the blink and mouth cues skip the frame. Not calibrated on
+    # data: every clip in shared/data stays within ~10 degrees, so the gate never fires
+    # there; bench/blink_eval.py applies this same gate.
+    frontal_max_yaw: float = 0.5
     # progress hints (working resolution 640 px): a face narrower than this is "too far";
     # darker than this mean grey level is "too dark"; brighter, "too bright"
     min_face_px: float = 90.0
@@ -89,6 +97,8 @@ class ClipEvidence:
     identity: dict[str, object]
     duration_s: float
     candidates: list[BestFrame] = field(default_factory=list)  # best first
+    # enough mouth excursions to call it movement (MouthParams.min_events)
+    mouth_moved: bool = False
 
     def count(self, kind: str) -> int:
         return sum(e.kind == kind for e in self.events)
@@ -175,7 +185,7 @@ class LivenessEngine:
 
         ear_l, ear_r = eye_openness(lm, "left"), eye_openness(lm, "right")
         yaw = nose_yaw(lm)
-        frontal = abs(yaw) < 0.5
+        frontal = abs(yaw) < self.params.frontal_max_yaw
         blink = self.blink.update(t, ear_l, ear_r, frontal)
         if blink is not None:
             events.append(CueEvent("blink", blink.end_t, {
@@ -229,6 +239,7 @@ class LivenessEngine:
                       "min_cosine": None if self.identity.min_cosine is None
                       else round(self.identity.min_cosine, 3)},
             duration_s=(self._last_t - (self._first_t or 0.0)),
+            mouth_moved=self.mouth.moved,
         )
 
     def forget(self) -> None:

@@ -1,4 +1,4 @@
-"""Measurements on one face's MediaPipe Face Mesh landmarks: eyes, mouth, box, pose.
+"""Measurements on one face's MediaPipe Face Mesh landmarks: eyes, mouth, box.
 
 Pure functions on a (478, 3) array in pixel coordinates (as FaceLandmarker returns):
 the cue state machines consume these numbers, never raw landmarks, so the same series
@@ -12,7 +12,6 @@ in an unmirrored camera frame.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
@@ -31,11 +30,6 @@ EYE_POINTS: dict[str, tuple[int, int, int, int, int, int]] = {
 LIP_PAIRS: tuple[tuple[int, int], ...] = ((81, 178), (82, 87), (13, 14), (312, 317),
                                           (311, 402))
 LIP_CORNERS = (78, 308)
-# Outer eye corners (person's right, person's left), nose tip, cheeks, forehead, chin.
-RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
-NOSE_TIP = 1
-RIGHT_CHEEK, LEFT_CHEEK = 234, 454
-FOREHEAD, CHIN = 10, 152
 
 
 def _dist(lm: np.ndarray, a: int, b: int) -> float:
@@ -79,32 +73,6 @@ def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     a, b = lm[[33, 133], :2].mean(axis=0), lm[[362, 263], :2].mean(axis=0)
     return (a, b) if a[0] <= b[0] else (b, a)
-
-
-def inter_ocular(lm: np.ndarray) -> float:
-    """Distance between the outer eye corners in pixels: the face's scale."""
-    return _dist(lm, RIGHT_EYE_OUTER, LEFT_EYE_OUTER)
-
-
-def head_pose(lm: np.ndarray) -> tuple[float, float, float]:
-    """Rough (yaw, pitch, roll) in degrees, 0 when facing the camera upright.
-
-    yaw > 0: the person turns to *their* left (the nose moves to the image's right in
-    an unmirrored frame). pitch > 0: the person looks up. roll > 0: the head tilts
-    towards their left shoulder (the image's right side of the eye line goes down).
-    Yaw and pitch come from MediaPipe's relative depth across the cheeks and from
-    forehead to chin: good to a few degrees near frontal, enough to gate a cue or judge
-    a turn challenge, not a calibrated head-pose estimate.
-    """
-    cheek_dx = lm[LEFT_CHEEK] - lm[RIGHT_CHEEK]
-    yaw = math.degrees(math.atan2(float(cheek_dx[2]), float(np.hypot(cheek_dx[0],
-                                                                      cheek_dx[1]))))
-    vertical = lm[CHIN] - lm[FOREHEAD]
-    pitch = math.degrees(math.atan2(-float(vertical[2]), float(np.hypot(vertical[0],
-                                                                         vertical[1]))))
-    eyes = lm[LEFT_EYE_OUTER] - lm[RIGHT_EYE_OUTER]
-    roll = math.degrees(math.atan2(float(eyes[1]), float(eyes[0])))
-    return yaw, pitch, roll
 
 
 NOSE_BRIDGE_TOP, NOSE_BASE = 168, 2

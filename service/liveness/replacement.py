@@ -16,9 +16,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ReplacementParams:
-    # seconds between identity samples while nothing else happens (an SFace embedding
-    # costs ~25 ms here: once a second keeps it under 2 ms per analysed frame)
-    interval_s: float = 1.0
+    # Seconds between identity samples while the face stays put (an SFace embedding costs
+    # ~20-27 ms here); a jump or a lost face samples at once, a doubtful sample is
+    # re-checked on the next frame. 2 s caught every two-person splice of
+    # bench/video_liveness.py (cuts at 1.5, 2.5, 3.5 s and a push from the side) at half
+    # the cost of sampling every second.
+    interval_s: float = 2.0
     # samples forming the anchor identity
     anchor_samples: int = 3
     # cosine to the anchor below which a sample looks like another person. Measured by

@@ -49,10 +49,6 @@ class TurnDetector:
     _direction: str = ""
     _armed: bool = True
 
-    @property
-    def rest(self) -> float | None:
-        return float(np.median(self._rest)) if self._rest else None
-
     def update(self, t: float, yaw: float) -> TurnEvent | None:
         if len(self._rest) < self.params.baseline_frames:
             self._rest.append(yaw)

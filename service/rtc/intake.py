@@ -12,17 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
-
-
-@dataclass
-class IntakeStats:
-    received: int = 0
-    sampled: int = 0
-    dropped: int = 0
 
 
 class LatestFrame:
@@ -32,18 +24,14 @@ class LatestFrame:
         self._arrived_at = 0.0
         self._new = asyncio.Event()
         self._ended = False
-        self.stats = IntakeStats()
         self._task = asyncio.create_task(self._drain(), name="frame-intake")
 
     async def _drain(self) -> None:
         try:
             while True:
                 frame = await self._track.recv()
-                if self._frame is not None:
-                    self.stats.dropped += 1  # replaced before anyone looked at it
                 self._frame = frame
                 self._arrived_at = time.monotonic()
-                self.stats.received += 1
                 self._new.set()
         except MediaStreamError:
             pass
@@ -67,8 +55,6 @@ class LatestFrame:
             return None
         self._new.clear()
         frame, self._frame = self._frame, None
-        if frame is not None:
-            self.stats.sampled += 1
         return frame
 
     async def close(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -25,6 +24,10 @@ from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
 
+# A decided session's peer stays up this long so the result message on the data
+# channel is delivered before the connection closes.
+HANG_UP_DELAY_S = 1.0
+
 
 class SessionManager:
     def __init__(self, cfg: Config) -> None:
@@ -35,6 +38,7 @@ class SessionManager:
         self.peers: dict[str, peers.Peer] = {}
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None
+        self._hang_ups: set[asyncio.Task] = set()  # decided peers closing after the result
 
     def start(self, runtime: ModelRuntime) -> None:
         self.runtime = runtime
@@ -65,9 +69,13 @@ class SessionManager:
         """The analysis produced its result: hang up (the result stays readable)."""
         peer = self.peers.pop(session.id, None)
         if peer is not None:
-            asyncio.get_running_loop().call_later(
-                1.0, lambda: asyncio.ensure_future(peer.close()))  # let the result message out
-        session.done.set()
+            task = asyncio.create_task(self._hang_up(peer), name="hang-up")
+            self._hang_ups.add(task)
+            task.add_done_callback(self._hang_ups.discard)
+
+    async def _hang_up(self, peer: peers.Peer) -> None:
+        await asyncio.sleep(HANG_UP_DELAY_S)
+        await peer.close()
 
     async def end(self, session: Session) -> None:
         """DELETE: the client hangs up; a connected session is decided with what it has."""
@@ -109,13 +117,12 @@ class SessionManager:
             except Exception:
                 log.exception("session sweep failed")
 
-    def stats(self) -> dict[str, Any]:
-        return {"sessions": len(self.store.sessions), "active": self.store.active_count(),
-                "peers": len(self.peers)}
-
     async def close(self) -> None:
         if self._janitor is not None:
             self._janitor.cancel()
         for peer in list(self.peers.values()):
             await peer.close()
         self.peers.clear()
+        for task in list(self._hang_ups):
+            task.cancel()
+        await asyncio.gather(*self._hang_ups, return_exceptions=True)

@@ -27,25 +27,20 @@ from aiortc import RTCDataChannel
 
 from service.compare import match_score, prepare_face
 from service.config import Config
-from service.errors import ApiError, RateLimited
+from service.errors import ApiError, InternalError, RateLimited
 from service.liveness.challenges import ChallengeScript
 from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, FrameReport, LivenessEngine
-from service.payload import Payload, face_comparison_items, success
+from service.payload import Payload, face_comparison_items, failure, success
 from service.rtc.intake import LatestFrame
 from service.rtc.session import Session
 from service.video.frames import frame_from_av
-from service.video_liveness import best_frame_face, engine_params, judge_best_frame, video_policy
+from service.video_liveness import best_frame_face, judge_best_frame
 from service.vision.embedding import cosine
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
-
-# what meets each challenge: the engine's cue event kinds
-CHALLENGE_CUES = {"blink": "blink", "mouth": "mouth", "turn_left": "turn_left",
-                  "turn_right": "turn_right"}
-
 
 @dataclass
 class Channel:
@@ -54,11 +49,10 @@ class Channel:
     dc: RTCDataChannel | None = None
 
     def send(self, message: dict[str, Any]) -> None:
+        # Checked and sent in one step of the event loop, so the channel cannot close in
+        # between: a message to a closed or never-opened channel is simply not sent.
         if self.dc is not None and self.dc.readyState == "open":
-            try:
-                self.dc.send(json.dumps(message))
-            except Exception:  # a closing channel must not end the analysis
-                log.debug("data channel send failed", exc_info=True)
+            self.dc.send(json.dumps(message))
 
 
 class StreamRun:
@@ -84,8 +78,7 @@ class StreamRun:
 
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
         self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
-        self.engine = LivenessEngine(self.landmarker, self.runtime.embed,
-                                     engine_params(self.cfg))
+        self.engine = LivenessEngine(self.landmarker, self.runtime.embed, self.cfg.engine)
         period = 1.0 / self.cfg.stream_analysis_fps
         deadline = self.session.expires_at - time.time() + time.monotonic()
         try:
@@ -178,15 +171,14 @@ class StreamRun:
         self.session.state = "deciding"
         self.channel.send({"type": "deciding"})
         try:
-            payload = await self.runtime.run(self._decide)
+            payload = await self.runtime.run(self._decide, required=True)
         except ApiError as exc:
-            payload = {"infoList": [], "messageString": {"status": exc.status,
-                                                         "value": exc.value},
-                       "detail": {"ended_by": self.ended_by}}
+            payload = failure(exc.status, exc.value, {"ended_by": self.ended_by})
         except Exception:
+            # a bug in the decision must still end the session with an answer (and be
+            # visible in the log), not leave the client waiting until the TTL
             log.exception("session decision failed")
-            payload = {"infoList": [], "messageString": {"status": "5000",
-                                                         "value": "internal error"}}
+            payload = failure(InternalError.status, InternalError.message)
         self.session.result = payload
         self.session.state = "decided"
         self.session.decided_at = time.time()
@@ -208,7 +200,7 @@ class StreamRun:
             items = decision.veritems()
         else:
             pad, problem = judge_best_frame(self.runtime, evidence, self.cfg)
-            decision = decide(evidence, pad, problem, video_policy(self.cfg), challenges_met)
+            decision = decide(evidence, pad, problem, self.cfg.video_policy, challenges_met)
             items = decision.veritems()
             if self.session.portrait is not None:
                 items += self._compare(evidence, decision)

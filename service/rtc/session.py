@@ -8,7 +8,6 @@ are dropped when the decision is made or the session expires.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -36,11 +35,8 @@ class Session:
     # before any media)
     state: str = "created"
     offered: bool = False
-    progress: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     decided_at: float | None = None
-    resources: list[Any] = field(default_factory=list)  # peer connection, tasks: closed on end
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def active(self) -> bool:

@@ -2,21 +2,23 @@
 
 Why per-thread instances: OpenCV's dnn networks keep per-call state (input size, blobs)
 and must not be shared across threads; giving each worker its own copy avoids locks.
-Why bounded: when more jobs wait than `max_pending`, callers get RateLimited ("busy")
-at once instead of queueing work the machine cannot finish in time.
+Why bounded: when the work already queued would keep a new job waiting longer than
+the target (service.vision.admission), callers get RateLimited ("busy") at once instead
+of queueing work the machine cannot finish in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, TypeVar
 
 import cv2
 
-from service.errors import RateLimited
+from service.vision.admission import Admission, AdmissionParams
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
 from service.vision.landmarks import LandmarkerPool
@@ -27,7 +29,8 @@ T = TypeVar("T")
 
 
 class ModelRuntime:
-    def __init__(self, paths: dict[str, Path], workers: int, max_pending: int) -> None:
+    def __init__(self, paths: dict[str, Path], workers: int,
+                 admission: AdmissionParams = AdmissionParams()) -> None:
         # Parallelism comes from our worker threads; OpenCV's own thread pool on top
         # would oversubscribe the cores.
         cv2.setNumThreads(1)
@@ -35,8 +38,7 @@ class ModelRuntime:
         self._workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="models")
         self._local = threading.local()
-        self._pending = 0
-        self._max_pending = max_pending
+        self.admission = Admission(workers, admission)
         # one per stream or clip being analysed; a few kept warm between them
         self.landmarkers = LandmarkerPool(max_idle=max(2, workers * 2))
 
@@ -65,14 +67,26 @@ class ModelRuntime:
             self._local.pad = PresentationAttackDetector(self._paths)
         return self._local.pad
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        if self._pending >= self._max_pending:
-            raise RateLimited("busy: too many requests in progress, retry shortly")
-        self._pending += 1
+    async def run(self, fn: Callable[..., T], *args: object, first_guess_s: float = 0.05,
+                  required: bool = False) -> T:
+        """Run `fn(*args)` on a worker thread once admitted (RateLimited when the pool is
+        too far behind; see service.vision.admission). `first_guess_s` is how long a job
+        of this kind is expected to take until one has been measured."""
+        ticket = self.admission.admit(getattr(fn, "__qualname__", repr(fn)), first_guess_s,
+                                      required)
+
+        def job() -> T:
+            ticket.start()
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                ticket.finish(time.perf_counter() - started)
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
         finally:
-            self._pending -= 1
+            ticket.finish()  # no-op once the job ran; releases a job abandoned in the queue
 
     def warm_up(self) -> None:
         """Load every model in every worker thread now, not on the first request."""
