@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -11,8 +12,9 @@ import sys
 from aiohttp import web
 
 from models.manifest import ModelError, resolve_models
-from service.app import MODEL_NAMES, PathOnlyAccessLogger, create_app
+from service.app import MODEL_NAMES, create_app
 from service.config import load_config
+from service.http_server import serve
 from service.memory import limit_malloc_arenas
 
 
@@ -34,8 +36,10 @@ def main() -> None:
         # Printed once, to the console only, so the service runs out of the box.
         print(f"no API keys configured (SERVICE_API_KEYS); generated key 'local' "
               f"with secret {secret}", file=sys.stderr, flush=True)
-    web.run_app(create_app(config), host=config.host, port=config.port,
-                access_log_class=PathOnlyAccessLogger, print=None)
+    try:
+        asyncio.run(serve(create_app(config), config))
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: cleaned up in serve()
+        pass
 
 
 if __name__ == "__main__":

@@ -6,20 +6,20 @@ import asyncio
 import logging
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestPayloadError
 
 from models.manifest import resolve_models
 from service.api.verify import verify
 from service.auth import Authenticator, FailureLimiter
 from service.config import Config
-from service.errors import ApiError, InternalError, TooLarge
-from service.payload import failure
+from service.errors import ApiError, InternalError, MalformedRequest, RequestTimeout, TooLarge
+from service.http_server import BodyTimeout, closing, error_response, http_error_response
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
 from service.state import STATE, ServiceState
-from service.web import add_web_routes
 from service.vision.admission import AdmissionParams
 from service.vision.runtime import ModelRuntime
+from service.web import add_web_routes
 
 log = logging.getLogger("service")
 
@@ -30,21 +30,14 @@ MODEL_NAMES = ["face_detector", "face_embedder", "pad_minifasnet_v2", "pad_minif
 LOADER = web.AppKey("loader", asyncio.Task)
 
 
-class PathOnlyAccessLogger(AbstractAccessLogger):
-    """Access log without query strings: they may carry tokens (GET .../result?token=)."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info("%s %s %s %d %.1fms", request.remote, request.method,
-                         request.path, response.status, time * 1000)
-
-
-def error_response(error: ApiError) -> web.Response:
-    return web.json_response(failure(error.status, error.value), status=error.http_status)
-
-
 @web.middleware
 async def envelope_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Every failure leaves as the vendor envelope; internals never leak."""
+    """Every failure leaves as the vendor envelope; internals never leak.
+
+    aiohttp's own refusals raised while routing or reading (404, 405, 413) keep their
+    HTTP status; the ones aiohttp answers outside the middleware (unparsable requests,
+    417) are enveloped by service.http_server.
+    """
     try:
         return await handler(request)
     except ApiError as exc:
@@ -52,12 +45,19 @@ async def envelope_middleware(request: web.Request, handler):  # type: ignore[no
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[STATE].config.max_request_bytes
         return error_response(TooLarge(f"request body is larger than {limit} bytes"))
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:  # a redirect is not a failure
+            raise
+        return http_error_response(exc)
+    except RequestPayloadError:  # the body's chunked framing or Content-Encoding is broken
+        return closing(error_response(MalformedRequest()))
+    except BodyTimeout:  # service.http_server: the body did not arrive in time
+        return closing(error_response(RequestTimeout()))
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # A bug: its traceback is logged, with the path only (no query, no body).
+        log.exception("unhandled error on %s %s", request.method, request.rel_url.raw_path)
         return error_response(InternalError())
 
 

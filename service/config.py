@@ -157,6 +157,44 @@ class Config:
     max_sdp_media: int = 8
     max_sdp_candidates: int = 32
 
+    # --- HTTP connections (issue 10): slow and greedy clients, service/http_server.py ---
+    # The request line and headers must be complete this many seconds after the
+    # connection opened (or after the first byte of a later request); then 408 and
+    # close. A real client sends them in one packet; 10 s forgives a lossy mobile link.
+    http_header_timeout_s: float = 10.0
+    # The whole body must have arrived this many seconds after the headers; then 408
+    # (or just close if an answer has started). 30 s carries the 10 MB spec maximum
+    # at 2.8 Mbit/s or more; slower uplinks need a larger value.
+    http_body_timeout_s: float = 30.0
+    # An idle keep-alive connection is closed after this long. Above aiohttp's client
+    # pool (15 s idle), so a pooled client drops the connection before we do and never
+    # sends a request on a socket we are closing.
+    http_keepalive_s: float = 20.0
+    # Open connections from one client address; more are answered 4290 and closed at
+    # once. Above aiohttp's default client pool (100 connections) so a batch client
+    # that gathers requests is not refused; browsers open 6 per host.
+    http_max_connections_per_address: int = 128
+
+    # --- media decoding (service.decoding: worker processes, issue 10) ---
+    # A decoder worker that sends nothing for this long (an image, or the next video
+    # frame) is killed and the request answers 4002: a 12 MP JPEG decodes in ~0.25 s,
+    # an 85 MP PNG in ~1.3 s and a 1080p frame in milliseconds here, so 10 s only ever
+    # cuts a stuck decoder.
+    decode_timeout_s: float = 10.0
+    # Memory a worker may write (RLIMIT_DATA) during a job; past it the decoder fails
+    # inside the worker (4013). Its imports take ~95 MB; the largest image the budget
+    # below admits, as Pillow stores it (4 bytes/pixel) plus its reduced copy, fits.
+    decode_worker_memory_mb: int = 1024
+    # Decoded samples one image may need (width x height x bands x bytes per sample, at
+    # the size actually decoded), checked before decoding (4013 past it): 256 MB admits
+    # an 85 MP RGB scan and refuses a 10000x10000 RGB PNG (286 MB). JPEGs are decoded
+    # reduced first, so a 100 MP JPEG costs 72 MB.
+    decode_memory_budget_mb: int = 256
+    # Images are decoded at most this long (longest side; JPEGs over twice this are
+    # decoded at 1/2, 1/4 or 1/8 scale): the largest of `detect_sides`, so face finding
+    # sees the same pixels as with the full image.
+    image_work_side: int = 4000
+
     # --- silent liveness (calibrated by bench/silent_liveness.py, see README) ---
     # Averaged MiniFASNet probability of a real face at or above which an image is live.
     pad_threshold: float = 0.5

@@ -78,3 +78,27 @@ class SessionConflict(ApiError):
 
 class SessionExpired(ApiError):
     status, http_status, message = "4100", 410, "the session has expired"
+
+
+# --- HTTP-level refusals (service/http_server.py): the HTTP status kept and, where the
+# spec has no code of its own, the envelope status = HTTP status x 10 (as 4040 above) ---
+
+
+class MalformedRequest(ApiError):
+    status, http_status, message = "4001", 400, "malformed HTTP request"
+
+
+class NotFound(ApiError):
+    status, http_status, message = "4040", 404, "no such endpoint"
+
+
+class MethodNotAllowed(ApiError):
+    status, http_status, message = "4050", 405, "method not allowed on this endpoint"
+
+
+class RequestTimeout(ApiError):
+    status, http_status, message = "4080", 408, "request not received in time"
+
+
+class ExpectationFailed(ApiError):
+    status, http_status, message = "4170", 417, "unsupported Expect header"

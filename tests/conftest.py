@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from service.app import create_app
 from service.client import VerifyClient
 from service.config import Config
+from service.http_server import ServiceRunner
 from service.state import STATE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +40,18 @@ def make_config(**overrides: Any) -> Config:
     return Config(**base)
 
 
+class ServiceTestServer(TestServer):
+    """aiohttp's test server on the runner `python -m service` uses (service.http_server),
+    so tests go through the same HTTP layer: envelope errors, deadlines, connection cap."""
+
+    async def _make_runner(self, **kwargs: Any) -> ServiceRunner:
+        # aiohttp 3.14: TestServer builds its runner here. Its own runner settings
+        # (handler_cancellation=True) are left out: production runs aiohttp's defaults.
+        return ServiceRunner(self.app, self.app[STATE].config)
+
+
 async def start_server(config: Config) -> TestServer:
-    server = TestServer(create_app(config), host="127.0.0.1")
+    server = ServiceTestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
     await server.app[STATE].wait_ready()
     return server

@@ -25,7 +25,7 @@ import av
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
-from conftest import DATA, ROOT, make_config
+from conftest import DATA, ROOT, ServiceTestServer, make_config
 
 from service.app import create_app
 from service.state import STATE
@@ -273,7 +273,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 async def _start(demo_sessions: bool, wait_ready: bool) -> TestServer:
     app = create_app(make_config(demo_sessions=demo_sessions, web_dir=WEB_DIR))
-    server = TestServer(app, host="127.0.0.1")
+    server = ServiceTestServer(app, host="127.0.0.1")
     await server.start_server()
     if wait_ready:
         await app[STATE].wait_ready()
