@@ -37,7 +37,7 @@ def main() -> None:
         print(f"no API keys configured (SERVICE_API_KEYS); generated key 'local' "
               f"with secret {secret}", file=sys.stderr, flush=True)
     try:
-        asyncio.run(serve(create_app(config), config))
+        asyncio.run(serve(create_app(config), config.host, config.port, config.http))
     except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: cleaned up in serve()
         pass
 

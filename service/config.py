@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from service.http_server import HttpSettings
 from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
 
@@ -157,23 +158,8 @@ class Config:
     max_sdp_media: int = 8
     max_sdp_candidates: int = 32
 
-    # --- HTTP connections (issue 10): slow and greedy clients, service/http_server.py ---
-    # The request line and headers must be complete this many seconds after the
-    # connection opened (or after the first byte of a later request); then 408 and
-    # close. A real client sends them in one packet; 10 s forgives a lossy mobile link.
-    http_header_timeout_s: float = 10.0
-    # The whole body must have arrived this many seconds after the headers; then 408
-    # (or just close if an answer has started). 30 s carries the 10 MB spec maximum
-    # at 2.8 Mbit/s or more; slower uplinks need a larger value.
-    http_body_timeout_s: float = 30.0
-    # An idle keep-alive connection is closed after this long. Above aiohttp's client
-    # pool (15 s idle), so a pooled client drops the connection before we do and never
-    # sends a request on a socket we are closing.
-    http_keepalive_s: float = 20.0
-    # Open connections from one client address; more are answered 4290 and closed at
-    # once. Above aiohttp's default client pool (100 connections) so a batch client
-    # that gathers requests is not refused; browsers open 6 per host.
-    http_max_connections_per_address: int = 128
+    # --- HTTP connections: slow and greedy clients (service/http_server.py) ---
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     # --- media decoding (service.decoding: worker processes, issue 10) ---
     # A decoder worker that sends nothing for this long (an image, or the next video

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -28,7 +29,6 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from aiohttp.web_server import Server
 
-from service.config import Config
 from service.errors import (
     ApiError,
     ExpectationFailed,
@@ -52,6 +52,26 @@ HTTP_ERRORS: dict[int, type[ApiError]] = {
                                      RequestTimeout, TooLarge, UnsupportedMediaType,
                                      ExpectationFailed, RateLimited)
 }
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    # The request line and headers must be complete this many seconds after the
+    # connection opened (or after the first byte of a later request); then 408 and
+    # close. A real client sends them in one packet; 10 s forgives a lossy mobile link.
+    header_timeout_s: float = 10.0
+    # The whole body must have arrived this many seconds after the headers; then 408
+    # (or just close if an answer has started). 30 s carries the 10 MB spec maximum
+    # at 2.8 Mbit/s or more; slower uplinks need a larger value.
+    body_timeout_s: float = 30.0
+    # An idle keep-alive connection is closed after this long. Above aiohttp's client
+    # pool (15 s idle), so a pooled client drops the connection before we do and never
+    # sends a request on a socket we are closing.
+    keepalive_s: float = 20.0
+    # Open connections from one client address; more are answered 4290 and closed at
+    # once. Above aiohttp's default client pool (100 connections) so a batch client
+    # that gathers requests is not refused; browsers open 6 per host.
+    max_connections_per_address: int = 128
 
 
 class BodyTimeout(asyncio.TimeoutError):
@@ -114,24 +134,25 @@ class ServiceRequestHandler(RequestHandler):
     - body: from then until the whole body has arrived; past it, the body stream fails
       with BodyTimeout (the app answers 408 and the connection closes);
     - none while the app works on a request; between requests aiohttp's keep-alive
-      timer (http_keepalive_s) closes an idle connection.
+      timer (keepalive_s) closes an idle connection.
     """
 
     __slots__ = (
         "_address",
         "_body",
         "_busy",
-        "_config",
+        "_settings",
         "_deadline",
         "_deadline_kind",
         "_reading",
         "_server",
     )
 
-    def __init__(self, manager: ServiceServer, *, config: Config, **kwargs: Any) -> None:
+    def __init__(self, manager: ServiceServer, *, settings: HttpSettings, **kwargs: Any
+                 ) -> None:
         super().__init__(manager, **kwargs)
         self._server = manager
-        self._config = config
+        self._settings = settings
         self._address: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._deadline_kind: str | None = None
@@ -144,7 +165,7 @@ class ServiceRequestHandler(RequestHandler):
         self._address = address = _address(transport)
         if address is not None:
             self._server.per_address[address] += 1
-            if self._server.per_address[address] > self._config.http_max_connections_per_address:
+            if self._server.per_address[address] > self._settings.max_connections_per_address:
                 self._reply_and_close(RateLimited("too many connections from this address"))
                 return
         self._update_deadline()
@@ -231,8 +252,8 @@ class ServiceRequestHandler(RequestHandler):
             self._deadline.cancel()
         self._deadline, self._deadline_kind = None, kind
         if kind is not None:
-            seconds = (self._config.http_body_timeout_s if kind == "body"
-                       else self._config.http_header_timeout_s)
+            seconds = (self._settings.body_timeout_s if kind == "body"
+                       else self._settings.header_timeout_s)
             self._deadline = self._loop.call_later(seconds, self._deadline_passed)
 
     def _deadline_passed(self) -> None:
@@ -259,9 +280,9 @@ class ServiceRequestHandler(RequestHandler):
 class ServiceServer(Server):
     """aiohttp's Server building ServiceRequestHandler, with connections per address."""
 
-    def __init__(self, handler: Any, *, config: Config, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, settings: HttpSettings, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
-        self.config = config
+        self.settings = settings
         self.per_address: Counter[str] = Counter()
         self._app_request_factory = self.request_factory
         self.request_factory = self._dispatch
@@ -275,36 +296,37 @@ class ServiceServer(Server):
 
     def __call__(self) -> ServiceRequestHandler:
         # aiohttp 3.14: Server keeps the handler settings in the private `_kwargs`.
-        return ServiceRequestHandler(self, config=self.config, loop=self._loop, **self._kwargs)
+        return ServiceRequestHandler(self, settings=self.settings, loop=self._loop,
+                                     **self._kwargs)
 
 
 class ServiceRunner(web.AppRunner):
-    """web.AppRunner serving the app through ServiceServer, configured from Config."""
+    """web.AppRunner serving the app through ServiceServer."""
 
-    __slots__ = ("_config",)
+    __slots__ = ("_settings",)
 
-    def __init__(self, app: web.Application, config: Config, **kwargs: Any) -> None:
+    def __init__(self, app: web.Application, settings: HttpSettings, **kwargs: Any) -> None:
         super().__init__(app, access_log_class=PathOnlyAccessLogger,
-                         keepalive_timeout=config.http_keepalive_s, **kwargs)
-        self._config = config
+                         keepalive_timeout=settings.keepalive_s, **kwargs)
+        self._settings = settings
 
     async def _make_server(self) -> Server:
         # aiohttp 3.14: AppRunner._make_server starts the app and returns a plain Server;
         # ours takes over its app handler, request factory and handler settings.
         server = await super()._make_server()
-        return ServiceServer(server.request_handler, config=self._config,
+        return ServiceServer(server.request_handler, settings=self._settings,
                              request_factory=server.request_factory,
                              handler_cancellation=server.handler_cancellation,
                              loop=server._loop, **server._kwargs)
 
 
-async def serve(app: web.Application, config: Config) -> None:
-    """Serve on config.host:port until SIGINT or SIGTERM (as web.run_app, on our runner)."""
-    runner = ServiceRunner(app, config, handle_signals=True)
+async def serve(app: web.Application, host: str, port: int, settings: HttpSettings) -> None:
+    """Serve on host:port until SIGINT or SIGTERM (as web.run_app, on our runner)."""
+    runner = ServiceRunner(app, settings, handle_signals=True)
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
-        log.info("serving on http://%s:%d", config.host, config.port)
+        await web.TCPSite(runner, host, port).start()
+        log.info("serving on http://%s:%d", host, port)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from service.app import create_app
 from service.client import VerifyClient
-from service.config import Config
+from service.config import Config, load_config
 from service.http_server import ServiceRunner
 from service.state import STATE
 
@@ -35,9 +35,9 @@ def data_bytes(path: str) -> bytes:
 
 
 def make_config(**overrides: Any) -> Config:
-    base = dict(model_dir=MODEL_DIR, api_keys={KEY: SECRET})
-    base.update(overrides)
-    return Config(**base)
+    """The defaults with the test key and models; nested settings as `section__name=`."""
+    return load_config(env={}, **{"model_dir": MODEL_DIR, "api_keys": {KEY: SECRET},
+                                  **overrides})
 
 
 class ServiceTestServer(TestServer):
@@ -47,7 +47,7 @@ class ServiceTestServer(TestServer):
     async def _make_runner(self, **kwargs: Any) -> ServiceRunner:
         # aiohttp 3.14: TestServer builds its runner here. Its own runner settings
         # (handler_cancellation=True) are left out: production runs aiohttp's defaults.
-        return ServiceRunner(self.app, self.app[STATE].config)
+        return ServiceRunner(self.app, self.app[STATE].config.http)
 
 
 async def start_server(config: Config) -> TestServer:

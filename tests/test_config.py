@@ -36,3 +36,20 @@ def test_malformed_api_keys_are_refused(text):
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="unknown"):
         load_config(env={}, colour="blue")
+
+
+def test_sections_nest_in_toml_env_and_arguments(tmp_path):
+    path = tmp_path / "service.toml"
+    path.write_text("[http]\nkeepalive_s = 5\n[engine.blink]\nclose_ratio = 0.7\n")
+    cfg = load_config(env={"SERVICE_CONFIG": str(path),
+                           "SERVICE_HTTP__HEADER_TIMEOUT_S": "3"}, http__body_timeout_s=9)
+    assert (cfg.http.keepalive_s, cfg.http.header_timeout_s, cfg.http.body_timeout_s) == \
+        (5.0, 3.0, 9.0)
+    assert cfg.engine.blink.close_ratio == 0.7 and cfg.engine.blink.enter_ratio == 0.8
+
+
+@pytest.mark.parametrize("env", [{"SERVICE_HTTP__COLOUR": "blue"},
+                                 {"SERVICE_PORT__NUMBER": "1"}, {"SERVICE_HTTP": "1"}])
+def test_unknown_or_misplaced_nested_keys_are_refused(env):
+    with pytest.raises(ValueError):
+        load_config(env=env)

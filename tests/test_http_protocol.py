@@ -24,10 +24,10 @@ WAIT_S = 15.0
 
 @pytest_asyncio.fixture(scope="module")
 async def server() -> AsyncIterator:
-    srv = await start_server(make_config(http_header_timeout_s=HEADER_S,
-                                         http_body_timeout_s=BODY_S,
-                                         http_keepalive_s=KEEPALIVE_S,
-                                         http_max_connections_per_address=PER_ADDRESS))
+    srv = await start_server(make_config(http__header_timeout_s=HEADER_S,
+                                         http__body_timeout_s=BODY_S,
+                                         http__keepalive_s=KEEPALIVE_S,
+                                         http__max_connections_per_address=PER_ADDRESS))
     yield srv
     await srv.close()
 
