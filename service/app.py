@@ -17,7 +17,6 @@ from service.http_server import BodyTimeout, closing, error_response, http_error
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
 from service.state import STATE, ServiceState
-from service.vision.admission import AdmissionParams
 from service.vision.runtime import ModelRuntime
 from service.web import add_web_routes
 
@@ -77,8 +76,7 @@ async def _load_models(app: web.Application) -> None:
     cfg = state.config
     try:
         paths = await asyncio.to_thread(resolve_models, cfg.model_dir, MODEL_NAMES)
-        runtime = ModelRuntime(paths, cfg.workers, AdmissionParams(
-            cfg.queue_target_wait_s, cfg.max_pending_jobs))
+        runtime = ModelRuntime(paths, cfg.workers, cfg.admission)
         await asyncio.to_thread(runtime.warm_up)
     except Exception as exc:
         state.load_error = str(exc)

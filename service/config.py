@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from service.http_server import HttpSettings
 from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
+from service.vision.admission import AdmissionParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,11 +61,8 @@ class Config:
     # Model calls run in this many threads (one per core); each thread owns its model
     # instances because OpenCV's dnn networks are not safe to share across threads.
     workers: int = max(1, os.cpu_count() or 1)
-    # Admission to the model pool (service/vision/admission.py): a job is refused with
-    # 4290 "busy" when the work already queued would keep it waiting longer than this,
-    # or when this many jobs (each holding its request bytes) are already in flight.
-    queue_target_wait_s: float = 3.0
-    max_pending_jobs: int = 32
+    # Admission to that pool: overload answers 4290 at once (service/vision/admission.py).
+    admission: AdmissionParams = field(default_factory=AdmissionParams)
 
     # --- face finding ---
     # YuNet score a detection needs to count as a face. 0.6 is OpenCV Zoo's default; the

@@ -58,7 +58,7 @@ def test_the_hard_cap_bounds_jobs_in_flight():
 async def test_concurrent_uploads_beyond_the_pool_are_refused_with_4290(http):
     """One worker, a 1 s target wait: of ten clips sent at once a few are analysed and
     the rest answer 4290 "busy" instead of waiting their turn."""
-    server = await start_server(make_config(workers=1, queue_target_wait_s=1.0))
+    server = await start_server(make_config(workers=1, admission__target_wait_s=1.0))
     try:
         client = VerifyClient(str(server.make_url("")).rstrip("/"), "test-key",
                               "test-secret", http)
