@@ -26,11 +26,14 @@ class FaceForComparison:
     face: Detection
     search: FaceSearch
     embedding: np.ndarray
-    image_size: tuple[int, int]
+    image_size: tuple[int, int]  # as sent; the face was found in a copy reduced by `scale`
+    scale: float
 
     def detail(self) -> dict[str, object]:
+        face_used = self.face.to_json()
+        face_used["box"] = [round(v * self.scale) for v in self.face.box]  # the client's pixels
         return {
-            "face_used": self.face.to_json(),
+            "face_used": face_used,
             "faces_seen": len(self.search.faces),
             "candidates": self.search.candidates,
             "image_size": list(self.image_size),
@@ -52,11 +55,12 @@ def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
 
 def prepare_face(runtime: ModelRuntime, data: bytes, cfg: Config, label: str) -> FaceForComparison:
     """Decode, find and embed the main face (runs in a model worker thread)."""
-    image = decode_image(data, cfg.max_image_pixels)
+    decoded = decode_image(runtime.decoders, data, cfg)
+    image = decoded.image
     search = find_faces(runtime.detector(), runtime.presence(), image, search_params(cfg))
     face = main_face(search, cfg, label)
     embedding = runtime.embedder()(image, face)
-    return FaceForComparison(face, search, embedding, (image.shape[1], image.shape[0]))
+    return FaceForComparison(face, search, embedding, decoded.original_size, decoded.scale)
 
 
 def match_score(cosine: float, cfg: Config) -> tuple[bool, int]:

@@ -61,7 +61,7 @@ def judge_face(runtime: ModelRuntime, image: np.ndarray, face: Detection, faces_
 
 def judge_image(runtime: ModelRuntime, data: bytes, cfg: Config) -> LivenessJudgement:
     """Runs in a model worker thread."""
-    image = decode_image(data, cfg.max_image_pixels)
+    image = decode_image(runtime.decoders, data, cfg).image
     search = find_faces(runtime.detector(), runtime.presence(), image, search_params(cfg))
     face = search.one_person(cfg.ambiguous_face_ratio, "the image")
     return judge_face(runtime, image, face, len(search.faces), cfg)

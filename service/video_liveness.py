@@ -8,6 +8,7 @@ same engine and the same `judge_best_frame` and `decide`.
 
 from __future__ import annotations
 
+from service.api.media import decode_video
 from service.compare import search_params
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
@@ -15,7 +16,7 @@ from service.liveness.decision import VideoDecision, decide
 from service.liveness.best_frame import BestFrame
 from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
-from service.video.frames import VideoLimits, decode_frames
+from service.video.frames import VideoLimits
 from service.vision.detection import Detection
 from service.vision.faces import find_faces
 from service.vision.runtime import ModelRuntime
@@ -77,7 +78,7 @@ def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecis
     landmarker = runtime.landmarkers.acquire()
     engine = LivenessEngine(landmarker, runtime.embed, cfg.engine)
     try:
-        for frame in decode_frames(data, cfg.analysis_fps, cfg.work_side, video_limits(cfg)):
+        for frame in decode_video(runtime.decoders, data, cfg, video_limits(cfg)):
             engine.feed(frame)
         evidence = engine.evidence()
         check_clip(evidence, cfg)

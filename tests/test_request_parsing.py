@@ -9,12 +9,21 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, data_bytes
+from conftest import DATA, data_bytes, make_config
 from service.api.media import MediaKind, decode_image, sniff
 from service.api.request import decode_base64
+from service.decoding.pool import DecoderPool
 from service.errors import ApiError, BadMedia, MalformedField
 
 PHOTO = "faces/face_recognition/obama__obama-240p.jpg"
+CFG = make_config()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    decoders = DecoderPool(1)
+    yield decoders
+    decoders.close()
 
 
 @pytest.mark.parametrize("wrap", [
@@ -46,23 +55,23 @@ def test_sniffing_tells_images_from_videos_by_bytes():
     assert sniff(b"just some text") is MediaKind.UNKNOWN
 
 
-def test_video_bytes_are_not_an_image():
+def test_video_bytes_are_not_an_image(pool):
     with pytest.raises(BadMedia):
-        decode_image(data_bytes("blink/zju/000001M_FBN.mp4"), 10**8)
+        decode_image(pool, data_bytes("blink/zju/000001M_FBN.mp4"), CFG)
 
 
-def test_exif_orientation_is_applied():
+def test_exif_orientation_is_applied(pool):
     img = cv2.imread(str(DATA / PHOTO))
     ok, jpeg = cv2.imencode(".jpg", img)
     raw = jpeg.tobytes()
     # APP1 Exif segment with Orientation = 6 (rotate 90 degrees clockwise)
     tiff = b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"
     app1 = b"\xff\xe1" + (len(tiff) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + tiff
-    rotated = decode_image(raw[:2] + app1 + raw[2:], 10**8)
+    rotated = decode_image(pool, raw[:2] + app1 + raw[2:], CFG).image
     assert rotated.shape[:2] == (img.shape[1], img.shape[0])
 
 
-def test_random_and_truncated_bytes_never_crash_the_decoder():
+def test_random_and_truncated_bytes_never_crash_the_decoder(pool):
     rng = random.Random(1234)
     real = data_bytes(PHOTO)
     samples = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 2048))) for _ in range(200)]
@@ -70,7 +79,7 @@ def test_random_and_truncated_bytes_never_crash_the_decoder():
     samples += [b"\xff\xd8\xff" + bytes(rng.getrandbits(8) for _ in range(500)) for _ in range(50)]
     for sample in samples:
         try:
-            img = decode_image(sample, 10**8)
+            img = decode_image(pool, sample, CFG).image
         except ApiError:
             continue
         assert img.ndim == 3 and img.shape[2] == 3

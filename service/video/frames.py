@@ -13,6 +13,9 @@ them (before any decoding work) and again from what the decoder actually produce
 Why a truncated upload still yields frames: the frames before the cut are genuine; the
 caller decides whether what remains is long enough to judge. Only a stream from which
 nothing decodes is BadMedia.
+
+`decode_frames` runs inside a decoder worker process (`video_parts` is its job for
+service.decoding.pool): FFmpeg parses client bytes where a crash costs one request.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import cv2
@@ -78,6 +82,8 @@ def frame_from_av(av_frame: av.VideoFrame, index: int, t: float, max_side: int) 
 
 def _check_header(container: av.container.InputContainer, stream: av.video.VideoStream,
                   limits: VideoLimits) -> None:
+    if stream.codec_context is None:
+        raise BadMedia("no decoder for the video stream's codec")
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > limits.max_pixels:
         raise TooLarge(f"video resolution {width}x{height} is over the limit")
@@ -174,3 +180,11 @@ def decode_frames(data: bytes, fps: float = 15.0, max_side: int = 640,
             raise BadMedia("no video frame could be decoded")
     finally:
         container.close()
+
+
+def video_parts(data: bytes, params: tuple[float, int, VideoLimits]
+                ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    """The decoder-pool job: one part per analysed frame, its index and time as meta."""
+    fps, max_side, limits = params
+    for frame in decode_frames(data, fps, max_side, limits):
+        yield {"index": frame.index, "t": frame.t}, frame.image

@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 
 import cv2
 
+from service.decoding.pool import DecoderPool
 from service.vision.admission import Admission, AdmissionParams
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
@@ -41,6 +42,8 @@ class ModelRuntime:
         self.admission = Admission(workers, admission)
         # one per stream or clip being analysed; a few kept warm between them
         self.landmarkers = LandmarkerPool(max_idle=max(2, workers * 2))
+        # client images and videos are decoded in these processes, one per worker thread
+        self.decoders = DecoderPool(workers)
 
     def detector(self) -> FaceDetector:
         if not hasattr(self._local, "detector"):
@@ -105,3 +108,4 @@ class ModelRuntime:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.landmarkers.close()
+        self.decoders.close()
