@@ -182,7 +182,7 @@ def speed(runtime: ModelRuntime, cfg: Config, labels: dict) -> None:
         big = [cv2.resize(f, (640, 480)) for f in decode_all((DATA / c["path"]).read_bytes())]
         data = encode(big, fps=30)
         t0 = time.perf_counter()
-        frames = list(decode_frames(data, cfg.analysis_fps, cfg.work_side))
+        frames = list(decode_frames(data, cfg.media.analysis_fps, cfg.media.work_side))
         spent_decoding = time.perf_counter() - t0
         pooled = runtime.landmarkers.acquire()
         lm = TimedLandmarker(pooled)
@@ -199,7 +199,7 @@ def speed(runtime: ModelRuntime, cfg: Config, labels: dict) -> None:
         landmarks_s += lm.spent
         analysed += len(frames)
     per = lambda s: 1000 * s / analysed  # noqa: E731
-    print(f"\nspeed at 640x480, {analysed} analysed frames at {cfg.analysis_fps:g} fps "
+    print(f"\nspeed at 640x480, {analysed} analysed frames at {cfg.media.analysis_fps:g} fps "
           f"(30 fps H.264 source), one thread:")
     print("| stage | ms per analysed frame |\n|---|---|")
     print(f"| decode (all source frames) + convert | {per(decode_s):.1f} |")

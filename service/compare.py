@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.api.media import decode_image
-from service.config import Config
 from service.errors import LowQuality
 from service.vision.detection import Detection
-from service.vision.faces import FaceSearch, FaceSearchParams, find_faces
+from service.vision.faces import FaceSearch, find_faces
 from service.vision.runtime import ModelRuntime
+
+if TYPE_CHECKING:  # the config is built from the parameter classes of modules like this
+    from service.config import Config
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    """Calibrated by bench/face_compare.py --calibrate (see the README).
+
+    Score = 100 / (1 + exp(-(slope * cosine + intercept))): Platt scaling of the SFace
+    cosine similarity fitted on the 242 labelled pairs of shared/data; the yes/no
+    threshold is the cosine where the score crosses 50."""
+
+    slope: float = 19.51
+    intercept: float = -7.555
+
+    @property
+    def threshold(self) -> float:
+        return -self.intercept / self.slope
 
 
 @dataclass(frozen=True)
@@ -40,24 +59,19 @@ class FaceForComparison:
         }
 
 
-def search_params(cfg: Config) -> FaceSearchParams:
-    return FaceSearchParams(cfg.face_score, cfg.refine_score, cfg.refine_iou,
-                            cfg.presence_score, cfg.detect_sides)
-
-
 def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
     """The largest confirmed face; refuse when the choice is ambiguous or too small."""
-    face = search.one_person(cfg.ambiguous_face_ratio, label)
-    if face.eye_distance * 2.5 < cfg.min_face_px:
+    face = search.one_person(cfg.faces.ambiguous_face_ratio, label)
+    if face.eye_distance * 2.5 < cfg.faces.min_face_px:
         raise LowQuality(f"the face in {label} is too small to compare")
     return face
 
 
 def prepare_face(runtime: ModelRuntime, data: bytes, cfg: Config, label: str) -> FaceForComparison:
     """Decode, find and embed the main face (runs in a model worker thread)."""
-    decoded = decode_image(runtime.decoders, data, cfg)
+    decoded = decode_image(runtime.decoders, data, cfg.media)
     image = decoded.image
-    search = find_faces(runtime.detector(), runtime.presence(), image, search_params(cfg))
+    search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
     face = main_face(search, cfg, label)
     embedding = runtime.embedder()(image, face)
     return FaceForComparison(face, search, embedding, decoded.original_size, decoded.scale)
@@ -65,8 +79,9 @@ def prepare_face(runtime: ModelRuntime, data: bytes, cfg: Config, label: str) ->
 
 def match_score(cosine: float, cfg: Config) -> tuple[bool, int]:
     """(same person?, 0-100 score) with the rounded score on the same side of 50."""
-    same = cosine >= cfg.compare_threshold
-    z = cfg.compare_slope * cosine + cfg.compare_intercept
+    params = cfg.compare
+    same = cosine >= params.threshold
+    z = params.slope * cosine + params.intercept
     score = 100.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
     rounded = int(round(score))
     return same, max(50, rounded) if same else min(49, rounded)

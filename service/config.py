@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from service.api.media import MediaSettings
+from service.compare import CompareParams
 from service.http_server import HttpSettings
 from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
+from service.silent_liveness import SilentLivenessParams
 from service.vision.admission import AdmissionParams
+from service.vision.faces import FaceSearchParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +57,11 @@ class Config:
     max_failed_auth: int = 20
     failed_auth_window_s: float = 60.0
 
-    # --- limits (spec: 10 MB request, 100 MP image) ---
+    # --- request size (spec: 10 MB; 4013 past it, counted as the body arrives) ---
     max_request_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
+
+    # --- client media: formats, decoding in worker processes, limits (service/api/media.py)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     # --- compute ---
     # Model calls run in this many threads (one per core); each thread owns its model
@@ -64,44 +70,13 @@ class Config:
     # Admission to that pool: overload answers 4290 at once (service/vision/admission.py).
     admission: AdmissionParams = field(default_factory=AdmissionParams)
 
-    # --- face finding ---
-    # YuNet score a detection needs to count as a face. 0.6 is OpenCV Zoo's default; the
-    # refinement pass below removes the confident false faces that remain.
-    face_score: float = 0.6
-    # A candidate is confirmed when the detector finds it again in a crop centred on it
-    # and resized so the face is ~128 px: false faces on document guilloche patterns (the
-    # BDR specimen) vanish there, real faces come back with score >= 0.7 and IoU >= 0.4.
-    refine_score: float = 0.7
-    refine_iou: float = 0.4
-    # ... and BlazeFace must agree on that crop. On shared/data real faces score 0.79-0.93
-    # (the LVA booklet portrait is the lowest), confirmed-by-YuNet false faces 0-0.55.
-    presence_score: float = 0.65
-    # Image sizes (longest side) tried in turn until a confirmed face is found: fast on
-    # selfies, still finds a 40 px face in a 4000 px group photo.
-    detect_sides: tuple[int, ...] = (320, 1600, 4000)
-    # Second face this fraction of the main face's area or larger -> "several faces" where
-    # one is required (a selfie with two people); a document's small ghost portrait is ~0.1.
-    ambiguous_face_ratio: float = 0.7
-    # Faces narrower than this (pixels, eye to eye * 2.5 ~ face width) cannot be compared.
-    min_face_px: int = 32
-
-    # --- face comparison (calibrated by bench/face_compare.py --calibrate, see README) ---
-    # Score = 100 / (1 + exp(-(slope * cosine + intercept))): Platt scaling of the SFace
-    # cosine similarity fitted on the 242 labelled pairs of shared/data; the yes/no
-    # threshold is the cosine where the score crosses 50.
-    compare_slope: float = 19.51
-    compare_intercept: float = -7.555
-
-    # --- video liveness (uploaded clips and streams) ---
-    # Frames analysed per second (clips at higher rates are sampled evenly by time) and
-    # the working resolution (longest side): blinks last 100-400 ms, so 15 fps sees each
-    # one in 2-6 frames; 640 px keeps a webcam face above 150 px wide.
-    analysis_fps: float = 15.0
-    work_side: int = 640
-    # Spec limits for uploaded videos (4013 past them): 30 s, 1080p.
-    video_max_duration_s: float = 30.0
-    video_max_pixels: int = 1920 * 1088
-    video_max_frames: int = 30 * 120
+    # --- face finding, comparison and single-image liveness ---
+    # How the main face is found (service/vision/faces.py).
+    faces: FaceSearchParams = field(default_factory=FaceSearchParams)
+    # Score mapping of typeId 21 (service/compare.py).
+    compare: CompareParams = field(default_factory=CompareParams)
+    # Silent liveness threshold and quality gates (service/silent_liveness.py).
+    silent: SilentLivenessParams = field(default_factory=SilentLivenessParams)
 
     # --- streaming sessions (spec section 2) ---
     session_ttl_s: float = 120.0
@@ -159,40 +134,12 @@ class Config:
     # --- HTTP connections: slow and greedy clients (service/http_server.py) ---
     http: HttpSettings = field(default_factory=HttpSettings)
 
-    # --- media decoding (service.decoding: worker processes, issue 10) ---
-    # A decoder worker that sends nothing for this long (an image, or the next video
-    # frame) is killed and the request answers 4002: a 12 MP JPEG decodes in ~0.25 s,
-    # an 85 MP PNG in ~1.3 s and a 1080p frame in milliseconds here, so 10 s only ever
-    # cuts a stuck decoder.
-    decode_timeout_s: float = 10.0
-    # Memory a worker may write (RLIMIT_DATA) during a job; past it the decoder fails
-    # inside the worker (4013). Its imports take ~95 MB; the largest image the budget
-    # below admits, as Pillow stores it (4 bytes/pixel) plus its reduced copy, fits.
-    decode_worker_memory_mb: int = 1024
-    # Decoded samples one image may need (width x height x bands x bytes per sample, at
-    # the size actually decoded), checked before decoding (4013 past it): 256 MB admits
-    # an 85 MP RGB scan and refuses a 10000x10000 RGB PNG (286 MB). JPEGs are decoded
-    # reduced first, so a 100 MP JPEG costs 72 MB.
-    decode_memory_budget_mb: int = 256
-    # Images are decoded at most this long (longest side; JPEGs over twice this are
-    # decoded at 1/2, 1/4 or 1/8 scale): the largest of `detect_sides`, so face finding
-    # sees the same pixels as with the full image.
-    image_work_side: int = 4000
-
-    # --- silent liveness (calibrated by bench/silent_liveness.py, see README) ---
-    # Averaged MiniFASNet probability of a real face at or above which an image is live.
-    pad_threshold: float = 0.5
-
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
     # service/liveness/{blink,mouth,turns,replacement,planarity}.py and engine.py.
     engine: EngineParams = field(default_factory=EngineParams)
     # What the verdict requires (service/liveness/decision.py).
     video_policy: VideoPolicy = field(default_factory=VideoPolicy)
-
-    @property
-    def compare_threshold(self) -> float:
-        return -self.compare_intercept / self.compare_slope
 
 
 def _coerce(value: Any, target: Any) -> Any:

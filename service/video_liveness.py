@@ -9,23 +9,15 @@ same engine and the same `judge_best_frame` and `decide`.
 from __future__ import annotations
 
 from service.api.media import decode_video
-from service.compare import search_params
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
 from service.liveness.decision import VideoDecision, decide
 from service.liveness.best_frame import BestFrame
 from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
-from service.video.frames import VideoLimits
 from service.vision.detection import Detection
 from service.vision.faces import find_faces
 from service.vision.runtime import ModelRuntime
-
-
-def video_limits(cfg: Config) -> VideoLimits:
-    return VideoLimits(max_duration_s=cfg.video_max_duration_s,
-                       max_pixels=cfg.video_max_pixels, max_frames=cfg.video_max_frames,
-                       max_bytes=cfg.max_request_bytes)
 
 
 def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
@@ -44,7 +36,7 @@ def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detectio
     landmark-derived face if YuNet misses it. Looked up once per frame."""
     if frame.face is None:
         search = find_faces(runtime.detector(), runtime.presence(), frame.image,
-                            search_params(cfg))
+                            cfg.faces)
         frame.face = search.faces[0] if search.faces else as_detection(frame.landmarks)
     return frame.face
 
@@ -78,7 +70,7 @@ def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecis
     landmarker = runtime.landmarkers.acquire()
     engine = LivenessEngine(landmarker, runtime.embed, cfg.engine)
     try:
-        for frame in decode_video(runtime.decoders, data, cfg, video_limits(cfg)):
+        for frame in decode_video(runtime.decoders, data, cfg.media):
             engine.feed(frame)
         evidence = engine.evidence()
         check_clip(evidence, cfg)

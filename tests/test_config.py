@@ -15,9 +15,9 @@ def test_defaults_run_out_of_the_box():
 
 def test_env_overrides_and_api_keys():
     cfg = load_config(env={"SERVICE_PORT": "9000", "SERVICE_API_KEYS": "a:x, b:y",
-                           "SERVICE_DETECT_SIDES": "320,640", "SERVICE_REJECT_REPLAYS": "0"})
+                           "SERVICE_FACES__DETECT_SIDES": "320,640", "SERVICE_REJECT_REPLAYS": "0"})
     assert cfg.port == 9000 and dict(cfg.api_keys) == {"a": "x", "b": "y"}
-    assert cfg.detect_sides == (320, 640) and cfg.reject_replays is False
+    assert cfg.faces.detect_sides == (320, 640) and cfg.reject_replays is False
 
 
 def test_toml_file_then_env_then_arguments(tmp_path):

@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MODEL_DIR
-from service.compare import search_params
-from service.config import Config
 from service.vision.detection import FaceDetector, iou
-from service.vision.faces import find_faces
+from service.vision.faces import FaceSearchParams, find_faces
 from service.vision.presence import FacePresence
 
 
@@ -20,7 +18,7 @@ def search():
     presence = FacePresence()
 
     def run(img: np.ndarray, **overrides):
-        return find_faces(detector, presence, img, search_params(Config(**overrides)))
+        return find_faces(detector, presence, img, FaceSearchParams(**overrides))
 
     yield run
     presence.close()

@@ -25,11 +25,10 @@ from service.api.media import decode_image, decode_video
 from service.decoding.pool import DecoderPool
 from service.errors import BadMedia, TooLarge
 from service.state import STATE
-from service.video.frames import VideoLimits
 
 FACE = "faces/face_recognition/obama__obama2.jpg"
 CLIP = "blink/zju/000001M_FBN.mp4"
-CFG = make_config()
+CFG = make_config().media
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +160,7 @@ async def test_decoder_workers_killed_while_idle_are_replaced_before_the_next_re
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_worker_dying_mid_video_answers_4002_and_the_next_job_is_served(pool, sig):
-    frames = decode_video(pool, data_bytes(CLIP), CFG, VideoLimits())
+    frames = decode_video(pool, data_bytes(CLIP), CFG)
     next(frames)  # the worker is mid-job: more frames are on their way
     victim = pool.local().pid
     os.kill(victim, sig)
@@ -173,7 +172,7 @@ def test_a_worker_dying_mid_video_answers_4002_and_the_next_job_is_served(pool, 
 
 def test_a_worker_over_the_time_limit_is_killed_and_answers_4002(pool):
     cfg = dataclasses.replace(CFG, decode_timeout_s=1.0)
-    frames = decode_video(pool, data_bytes(CLIP), cfg, VideoLimits())
+    frames = decode_video(pool, data_bytes(CLIP), cfg)
     next(frames)
     victim = pool.local().pid
     os.kill(victim, signal.SIGSTOP)  # a decoder stuck in a loop, as far as we can tell
@@ -184,10 +183,10 @@ def test_a_worker_over_the_time_limit_is_killed_and_answers_4002(pool):
 
 
 def test_a_consumer_that_stops_early_leaves_a_working_decoder(pool):
-    frames = decode_video(pool, data_bytes(CLIP), CFG, VideoLimits())
+    frames = decode_video(pool, data_bytes(CLIP), CFG)
     next(frames)
     frames.close()
-    assert len(list(decode_video(pool, data_bytes(CLIP), CFG, VideoLimits()))) > 10
+    assert len(list(decode_video(pool, data_bytes(CLIP), CFG))) > 10
 
 
 def test_a_bomb_past_the_worker_memory_limit_fails_inside_the_worker_with_4013(pool):

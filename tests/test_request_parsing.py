@@ -16,7 +16,7 @@ from service.decoding.pool import DecoderPool
 from service.errors import ApiError, BadMedia, MalformedField
 
 PHOTO = "faces/face_recognition/obama__obama-240p.jpg"
-CFG = make_config()
+CFG = make_config().media
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,11 @@ more.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 
-from service.config import Config
 from service.decoding.images import ImageLimits, image_parts
 from service.decoding.pool import DecoderPool, SandboxLimits
 from service.errors import BadMedia
@@ -60,8 +59,38 @@ _VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
 
 
 @dataclass(frozen=True)
+class MediaSettings:
+    # Spec limit for images: 100 MP, read from the decoder's own header (4013 past it).
+    max_image_pixels: int = 100_000_000
+    # Images are decoded at most this long (longest side; JPEGs over twice this are
+    # decoded at 1/2, 1/4 or 1/8 scale): the largest of the face search's `detect_sides`,
+    # so face finding sees the same pixels as with the full image.
+    image_work_side: int = 4000
+    # Decoded samples one image may need (width x height x bands x bytes per sample, at
+    # the size actually decoded), checked before decoding (4013 past it): 256 MB admits
+    # an 85 MP RGB scan and refuses a 10000x10000 RGB PNG (286 MB). JPEGs are decoded
+    # reduced first, so a 100 MP JPEG costs 72 MB.
+    decode_memory_budget_mb: int = 256
+    # A decoder worker that sends nothing for this long (an image, or the next video
+    # frame) is killed and the request answers 4002: a 12 MP JPEG decodes in ~0.25 s,
+    # an 85 MP PNG in ~1.3 s and a 1080p frame in milliseconds here, so 10 s only ever
+    # cuts a stuck decoder.
+    decode_timeout_s: float = 10.0
+    # Memory a worker may write (RLIMIT_DATA) during a job; past it the decoder fails
+    # inside the worker (4013). Its imports take ~95 MB; the largest image the budget
+    # above admits, as Pillow stores it (4 bytes/pixel) plus its reduced copy, fits.
+    decode_worker_memory_mb: int = 1024
+    # Uploaded videos: frames analysed per second (clips at higher rates are sampled
+    # evenly by time) and the working resolution (longest side): blinks last 100-400 ms,
+    # so 15 fps sees each one in 2-6 frames; 640 px keeps a webcam face above 150 px wide.
+    analysis_fps: float = 15.0
+    work_side: int = 640
+    video: VideoLimits = field(default_factory=VideoLimits)
+
+
+@dataclass(frozen=True)
 class DecodedImage:
-    # BGR uint8, longest side at most Config.image_work_side
+    # BGR uint8, longest side at most MediaSettings.image_work_side
     image: np.ndarray
     # (width, height) of the image as sent, EXIF orientation applied
     original_size: tuple[int, int]
@@ -92,12 +121,12 @@ def sniff(data: bytes) -> MediaKind:
     return MediaKind.UNKNOWN
 
 
-def _sandbox_limits(cfg: Config, max_side: int) -> SandboxLimits:
-    return SandboxLimits(timeout_s=cfg.decode_timeout_s,
-                         memory_bytes=cfg.decode_worker_memory_mb * _MB, max_side=max_side)
+def _sandbox_limits(settings: MediaSettings, max_side: int) -> SandboxLimits:
+    return SandboxLimits(timeout_s=settings.decode_timeout_s,
+                         memory_bytes=settings.decode_worker_memory_mb * _MB, max_side=max_side)
 
 
-def decode_image(decoders: DecoderPool, data: bytes, cfg: Config) -> DecodedImage:
+def decode_image(decoders: DecoderPool, data: bytes, settings: MediaSettings) -> DecodedImage:
     """Decode an accepted image in the calling thread's decoder worker.
 
     4002 for any other format (before a decoder sees it), for bytes the decoder refuses
@@ -106,22 +135,23 @@ def decode_image(decoders: DecoderPool, data: bytes, cfg: Config) -> DecodedImag
     name = image_format(data)
     if name is None:
         raise BadMedia(f"not a supported image format ({ACCEPTED_IMAGES})")
-    limits = ImageLimits(max_pixels=cfg.max_image_pixels,
-                         memory_budget=cfg.decode_memory_budget_mb * _MB,
-                         work_side=cfg.image_work_side)
+    limits = ImageLimits(max_pixels=settings.max_image_pixels,
+                         memory_budget=settings.decode_memory_budget_mb * _MB,
+                         work_side=settings.image_work_side)
     parts = decoders.local().run(image_parts, data, (name, limits),
-                                 _sandbox_limits(cfg, cfg.image_work_side), "image")
+                                 _sandbox_limits(settings, settings.image_work_side), "image")
     ((meta, image),) = parts
     width, height = meta["size"]
     return DecodedImage(image, (int(width), int(height)))
 
 
-def decode_video(decoders: DecoderPool, data: bytes, cfg: Config, limits: VideoLimits
+def decode_video(decoders: DecoderPool, data: bytes, settings: MediaSettings
                  ) -> Iterator[Frame]:
-    """Frames sampled at `cfg.analysis_fps`, at most `cfg.work_side` px long, decoded in
-    the calling thread's decoder worker and yielded as they arrive (see
+    """Frames sampled at `settings.analysis_fps`, at most `settings.work_side` px long,
+    decoded in the calling thread's decoder worker and yielded as they arrive (see
     service.video.frames for the sampling and the limits). 4002 when the worker dies."""
-    parts = decoders.local().run(video_parts, data, (cfg.analysis_fps, cfg.work_side, limits),
-                                 _sandbox_limits(cfg, cfg.work_side), "video")
+    params = (settings.analysis_fps, settings.work_side, settings.video)
+    parts = decoders.local().run(video_parts, data, params,
+                                 _sandbox_limits(settings, settings.work_side), "video")
     for meta, image in parts:
         yield Frame(index=int(meta["index"]), t=float(meta["t"]), image=image)

@@ -42,7 +42,7 @@ async def face_comparison(state: ServiceState, req: VerifyRequest) -> Payload:
         "img1": a.detail(),
         "img2": b.detail(),
         "similarity": round(similarity, 4),
-        "threshold": round(cfg.compare_threshold, 4),
+        "threshold": round(cfg.compare.threshold, 4),
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     return success(face_comparison_items(same, score), detail)

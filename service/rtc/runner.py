@@ -135,7 +135,7 @@ class StreamRun:
         """In a model worker thread: convert and feed the engine (one frame at a time,
         so the landmarker's graph is never used from two threads at once)."""
         assert self.engine is not None
-        frame = frame_from_av(av_frame, self.engine.analysed, t, self.cfg.work_side)
+        frame = frame_from_av(av_frame, self.engine.analysed, t, self.cfg.media.work_side)
         return self.engine.feed(frame)
 
     def _react(self, report: FrameReport) -> None:
@@ -216,7 +216,7 @@ class StreamRun:
         same, score = match_score(similarity, self.cfg)
         decision.detail["face_comparison"] = {
             "similarity": round(similarity, 4),
-            "threshold": round(self.cfg.compare_threshold, 4),
+            "threshold": round(self.cfg.compare.threshold, 4),
             "portrait": self.session.portrait_detail,
         }
         return face_comparison_items(same, score)

@@ -29,11 +29,28 @@ MAX_CANDIDATES = 12
 
 @dataclass(frozen=True)
 class FaceSearchParams:
-    face_score: float
-    refine_score: float
-    refine_iou: float
-    presence_score: float
-    detect_sides: tuple[int, ...]
+    """Calibrated on shared/data (faces, id_documents, multi_face); see the README's
+    "Main face" choice."""
+
+    # YuNet score a detection needs to count as a face. 0.6 is OpenCV Zoo's default; the
+    # refinement pass below removes the confident false faces that remain.
+    face_score: float = 0.6
+    # A candidate is confirmed when the detector finds it again in a crop centred on it
+    # and resized so the face is ~128 px: false faces on document guilloche patterns (the
+    # BDR specimen) vanish there, real faces come back with score >= 0.7 and IoU >= 0.4.
+    refine_score: float = 0.7
+    refine_iou: float = 0.4
+    # ... and BlazeFace must agree on that crop. On shared/data real faces score 0.79-0.93
+    # (the LVA booklet portrait is the lowest), confirmed-by-YuNet false faces 0-0.55.
+    presence_score: float = 0.65
+    # Image sizes (longest side) tried in turn until a confirmed face is found: fast on
+    # selfies, still finds a 40 px face in a 4000 px group photo.
+    detect_sides: tuple[int, ...] = (320, 1600, 4000)
+    # Second face this fraction of the main face's area or larger -> "several faces" where
+    # one is required (a selfie with two people); a document's small ghost portrait is ~0.1.
+    ambiguous_face_ratio: float = 0.7
+    # Faces narrower than this (pixels, eye to eye * 2.5 ~ face width) cannot be compared.
+    min_face_px: int = 32
 
 
 @dataclass(frozen=True)
