@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA, MODEL_DIR
-from service.vision.detection import FaceDetector, iou
+from service.vision.detection import FaceDetector, iou, tile_origins
 from service.vision.faces import FaceSearchParams, find_faces
 from service.vision.presence import FacePresence
 
@@ -72,3 +72,26 @@ def test_czech_passport_main_portrait_is_larger_than_its_ghost(search):
     result = search(read("id_documents/100_pass-cze.jpg"))
     assert len(result.faces) == 2
     assert result.faces[0].area > 5 * result.faces[1].area
+
+
+def test_tiles_cover_a_large_pass_with_overlap():
+    assert tile_origins(1200, 1600, 256) == [0]
+    for length in (1601, 3000, 4000):
+        starts = tile_origins(length, 1600, 256)
+        assert starts[0] == 0 and starts[-1] == length - 1600
+        assert all(0 < b - a <= 1600 - 256 for a, b in zip(starts, starts[1:]))
+    assert len(tile_origins(4000, 1600, 256)) == 3  # no more tiles than needed
+
+
+def test_a_small_face_on_a_tile_border_is_found_once(search):
+    """The 4000 px pass runs in 1600 px tiles (bounded detector memory); a face where
+    two tiles overlap is found, and only once."""
+    backdrop = cv2.resize(read("id_documents/100_pass-bdr.jpg")[900:, :1000], (4000, 3000))
+    head = read("faces/face_recognition/obama__obama.jpg")[40:480, 330:650]
+    small = cv2.resize(head, None, fx=48 / 240, fy=48 / 240, interpolation=cv2.INTER_AREA)
+    x0, y0 = 1400, 1380  # where the first two tile columns (0, 1200) and rows (0, 700) overlap
+    backdrop[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    result = search(backdrop)
+    assert len(result.faces) == 1
+    x, y, w, h = result.faces[0].box
+    assert x0 <= x + w / 2 <= x0 + small.shape[1] and y0 <= y + h / 2 <= y0 + small.shape[0]
