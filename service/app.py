@@ -12,7 +12,7 @@ from models.manifest import resolve_models
 from service.api.verify import verify
 from service.auth import Authenticator, FailureLimiter
 from service.config import Config
-from service.errors import ApiError, InternalError, MalformedRequest, RequestTimeout, TooLarge
+from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
 from service.http_server import BodyTimeout, closing, error_response, http_error_response
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
@@ -49,7 +49,8 @@ async def envelope_middleware(request: web.Request, handler):  # type: ignore[no
             raise
         return http_error_response(exc)
     except RequestPayloadError:  # the body's chunked framing or Content-Encoding is broken
-        return closing(error_response(MalformedRequest()))
+        return closing(error_response(MalformedField(
+            "body", "malformed", "its transfer or content coding cannot be decoded")))
     except BodyTimeout:  # service.http_server: the body did not arrive in time
         return closing(error_response(RequestTimeout()))
     except (asyncio.CancelledError, ConnectionResetError):

@@ -1,8 +1,11 @@
-"""API-key authentication of the vendor contract: HMAC token, time window, replays.
+"""Authentication: the vendor HMAC token, its time window and replays; session bearers.
 
-token = lowercase hex HMAC-SHA256(secret, key + timestamp). The vendor scheme signs only
-key and timestamp, not the body, so the window bounds how long a leaked token is useful;
-an identical request seen twice inside the window is refused as a replay.
+token = lowercase hex HMAC-SHA256(secret, key + timestamp), matched exactly (no case
+folding, no padding: spec section 1). The vendor scheme signs only key and timestamp,
+not the body, so the window bounds how long a leaked token is useful; an identical
+request seen twice inside the window is refused as a replay. Session endpoints take a
+bearer token (RFC 6750); every check of one goes through `Authenticator.check_bearer`,
+so a wrong bearer counts toward the same per-address lockout as a wrong HMAC token.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TypeVar
 
 from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
+
+T = TypeVar("T")
+# RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token; we take exactly one space.
+_BEARER = re.compile(r"(?i:bearer) ([A-Za-z0-9._~+/-]+=*)")
 
 
 def make_token(secret: str, key: str, timestamp: str) -> str:
@@ -42,7 +51,7 @@ class ReplayCache:
     def check_and_add(self, fingerprint: str, expires_at: float, now: float) -> bool:
         """Return False when the fingerprint was already seen (a replay)."""
         while self._seen:
-            oldest, expiry = next(iter(self._seen.items()))
+            _, expiry = next(iter(self._seen.items()))
             if expiry > now and len(self._seen) < self.max_entries:
                 break
             self._seen.popitem(last=False)
@@ -95,13 +104,25 @@ class Authenticator:
             self.limiter.record(client, now)
             raise
 
+    def check_bearer(self, client: str, authorization: str | None,
+                     check: Callable[[str], T], now: float | None = None) -> T:
+        """Lockout first (4290), then `check(token)`; an absent or malformed header or a
+        token `check` refuses (BadCredentials) counts as a failed attempt."""
+        now = time.time() if now is None else now
+        self.limiter.check(client, now)
+        try:
+            return check(bearer_token(authorization))
+        except BadCredentials:
+            self.limiter.record(client, now)
+            raise
+
     def _verify(self, key: str, timestamp: str, token: str, body_digest: str,
                 now: float) -> None:
         ts = parse_timestamp(timestamp)
         secret = self.keys.get(key)
         expected = make_token(secret or "", key, timestamp)
         # Compare even for unknown keys so timing does not reveal which keys exist.
-        good = hmac.compare_digest(expected.encode(), token.strip().lower().encode("utf-8", "replace"))
+        good = hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
         if secret is None or not good:
             raise BadCredentials()
         if abs(now - ts) > self.window_s:
@@ -110,3 +131,11 @@ class Authenticator:
             fingerprint = hashlib.sha256(f"{key}\0{timestamp}\0{body_digest}".encode()).hexdigest()
             if not self.replays.check_and_add(fingerprint, ts + self.window_s, now):
                 raise StaleTimestamp("replayed request: send a fresh timestamp and token")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of `Authorization: Bearer <token>`, exactly as sent."""
+    match = _BEARER.fullmatch(authorization or "")
+    if match is None:
+        raise BadCredentials("send the session token as `Authorization: Bearer <token>`")
+    return match.group(1)

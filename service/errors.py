@@ -57,6 +57,10 @@ class TooLarge(ApiError):
     status, http_status, message = "4013", 413, "payload too large"
 
 
+class UnsupportedMediaType(ApiError):
+    status, http_status, message = "4150", 415, "unsupported Content-Type"
+
+
 class RateLimited(ApiError):
     status, http_status, message = "4290", 429, "rate limited"
 

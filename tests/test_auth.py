@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from service.auth import Authenticator, FailureLimiter, ReplayCache, make_token
+from service.auth import Authenticator, FailureLimiter, ReplayCache, bearer_token, make_token
 from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
 
 NOW = 1_764_000_000.0
@@ -28,15 +28,49 @@ def test_valid_token_inside_window_passes():
     auth().verify("c", "k", ts, make_token("s", "k", ts), "body", now=NOW)
 
 
-def test_uppercase_hex_token_is_accepted():
+@pytest.mark.parametrize("change", [str.upper, lambda t: f" {t}", lambda t: f"{t}\n",
+                                    lambda t: f"\t{t} "])
+def test_token_must_match_exactly_lowercase_without_padding(change):
     ts = str(int(NOW))
-    auth().verify("c", "k", ts, make_token("s", "k", ts).upper(), "body", now=NOW)
+    with pytest.raises(BadCredentials):
+        auth().verify("c", "k", ts, change(make_token("s", "k", ts)), "body", now=NOW)
 
 
 @pytest.mark.parametrize("token", ["", "0" * 64, "zz", "é" * 64])
 def test_wrong_tokens_are_refused(token):
     with pytest.raises(BadCredentials):
         auth().verify("c", "k", str(int(NOW)), token, "body", now=NOW)
+
+
+@pytest.mark.parametrize("header", ["Bearer abc-DEF_123", "bearer abc-DEF_123",
+                                    "BEARER abc-DEF_123"])
+def test_bearer_token_is_taken_exactly(header):
+    assert bearer_token(header) == "abc-DEF_123"
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Bearer  abc", "Bearer abc ",
+                                    "Bearer a b", "Basic abc", "Bearerabc", "Bearer abc\x00"])
+def test_malformed_bearer_headers_are_bad_credentials(header):
+    with pytest.raises(BadCredentials):
+        bearer_token(header)
+
+
+def test_bearer_checks_count_failures_and_honour_the_lockout():
+    a = auth(limit=3)
+
+    def check(token: str) -> str:
+        if token != "right":
+            raise BadCredentials()
+        return "session"
+
+    assert a.check_bearer("c", "Bearer right", check, now=NOW) == "session"
+    for header in ("Bearer wrong", "Bearer  right", None):
+        with pytest.raises(BadCredentials):
+            a.check_bearer("c", header, check, now=NOW)
+    with pytest.raises(RateLimited):  # locked: even the right token waits out the window
+        a.check_bearer("c", "Bearer right", check, now=NOW + 1)
+    assert a.check_bearer("other", "Bearer right", check, now=NOW + 1) == "session"
+    assert a.check_bearer("c", "Bearer right", check, now=NOW + 61) == "session"
 
 
 def test_unknown_key_is_refused_like_a_bad_token():

@@ -74,7 +74,7 @@ TYPE_HANDLERS: dict[int, TypeHandler] = {
 
 async def verify(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    req = await read_request(request, MEDIA_FIELDS, state.config.max_request_bytes)
+    req = await read_request(request, MEDIA_FIELDS, state.config)
     key, timestamp, token, _ = (req.text(name) for name in AUTH_FIELDS)
     state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
     handler = TYPE_HANDLERS.get(req.type_id())

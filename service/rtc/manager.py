@@ -19,6 +19,7 @@ from service.errors import SessionConflict, SessionExpired
 from service.rtc import peer as peers
 from service.rtc.intake import LatestFrame
 from service.rtc.runner import StreamRun
+from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionStore
 from service.vision.runtime import ModelRuntime
 
@@ -86,11 +87,12 @@ class SessionManager:
             session.state = "ended"
             session.forget_biometrics()
 
-    async def add_candidates(self, session: Session, sdpfrag: str) -> int:
+    async def add_candidates(self, session: Session, candidates: list[TrickleCandidate]
+                             ) -> int:
         peer = self.peers.get(session.id)
         if peer is None:
             raise SessionConflict("the session has no peer connection yet")
-        return await peer.add_candidates(sdpfrag)
+        return await peer.add_candidates(candidates)
 
     async def sweep(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -3,27 +3,40 @@
 Answers a WHIP offer (all our candidates gathered before answering: non-trickle, which
 every WHIP client accepts), takes the first video track for analysis, drains and drops
 audio (an unread aiortc track would queue its frames forever), picks up the client's
-`liveness` data channel, and reports when the peer goes away.
+`liveness` data channel, and reports when the peer goes away. Offers and trickle
+fragments reach it validated (service.rtc.sdp), so what aiortc still refuses here is a
+negotiation it cannot complete, not a line it cannot read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from aiortc import (RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
-                    RTCSessionDescription)
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
 
 from service.errors import BadMedia
 from service.rtc.runner import Channel
+from service.rtc.sdp import ANALYSED_CODECS, TrickleCandidate
 
 log = logging.getLogger("service.rtc")
 
-VIDEO_CODECS = ("video/VP8", "video/H264", "video/rtx")
+VIDEO_CODECS = (*ANALYSED_CODECS, "video/rtx")
+# What RTCPeerConnection.setRemoteDescription/createAnswer raise for a remote
+# description they cannot use: ValueError from its validation (ICE credentials, RTCP
+# mux), OperationError when no codec is common, InvalidStateError/InvalidAccessError
+# from the W3C state rules.
+NEGOTIATION_ERRORS = (ValueError, OperationError, InvalidStateError, InvalidAccessError)
 
 
 @dataclass
@@ -39,21 +52,24 @@ class Peer:
             task.cancel()
         await self.pc.close()
 
-    async def add_candidates(self, sdpfrag: str) -> int:
-        """Trickle ICE (RFC 9725 PATCH): add the `a=candidate` lines of an SDP fragment."""
-        added = 0
-        mid = None
-        for line in sdpfrag.splitlines():
-            line = line.strip()
-            if line.startswith("a=mid:"):
-                mid = line[6:]
-            elif line.startswith("a=candidate:"):
-                candidate = candidate_from_sdp(line[len("a=candidate:"):])
-                candidate.sdpMid = mid
-                candidate.sdpMLineIndex = None if mid is not None else 0
-                await self.pc.addIceCandidate(candidate)
-                added += 1
-        return added
+    async def add_candidates(self, candidates: list[TrickleCandidate]) -> int:
+        """Trickle ICE (RFC 9725 PATCH): add candidates parsed by
+        service.rtc.sdp.trickle_candidates (a candidate with no a=mid before it is
+        for the first media section)."""
+        for item in candidates:
+            item.candidate.sdpMid = item.mid
+            item.candidate.sdpMLineIndex = None if item.mid is not None else 0
+            await self.pc.addIceCandidate(item.candidate)
+        return len(candidates)
+
+    async def close_after_failure(self) -> None:
+        """Close a connection whose negotiation failed, without letting a failure to
+        close hide why it failed: that one is logged (it is a bug) and the caller
+        raises its own error."""
+        try:
+            await self.close()
+        except Exception:
+            log.exception("closing a peer connection after a failed negotiation")
 
 
 async def _drain(track: MediaStreamTrack) -> None:
@@ -64,17 +80,10 @@ async def _drain(track: MediaStreamTrack) -> None:
         pass
 
 
-def check_offer(sdp: str) -> None:
-    if not sdp.lstrip().startswith("v=0"):
-        raise BadMedia("the body is not an SDP offer")
-    if "m=video" not in sdp:
-        raise BadMedia("the offer has no video; send the camera as a video track")
-
-
 async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
                  on_video: Callable[[MediaStreamTrack, Peer], None]) -> tuple[Peer, str]:
-    """Create the peer connection for an offer; returns it and the SDP answer."""
-    check_offer(offer_sdp)
+    """Create the peer connection for an offer that service.rtc.sdp.validate_offer
+    accepted; returns it and the SDP answer."""
     # An explicit (possibly empty) server list: aiortc's default would contact a public
     # STUN server, and nothing here may reach out to the internet on its own.
     config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers])
@@ -106,10 +115,10 @@ async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
                 transceiver.setCodecPreferences(
                     [c for c in caps.codecs if c.mimeType in VIDEO_CODECS])
         await pc.setLocalDescription(await pc.createAnswer())
-    except (ValueError, AttributeError, KeyError) as exc:
-        await peer.close()
-        raise BadMedia(f"cannot use this SDP offer ({exc})") from None
-    except Exception:
-        await peer.close()
+    except NEGOTIATION_ERRORS:
+        await peer.close_after_failure()
+        raise BadMedia("bad SDP offer: no common codec or transport to answer it") from None
+    except BaseException:
+        await peer.close_after_failure()
         raise
     return peer, pc.localDescription.sdp

@@ -12,28 +12,29 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
-import time
 from typing import Any
 
 from aiohttp import web
 
-from service.api.request import read_request
-from service.errors import BadCredentials, MalformedField, SessionExpired, SessionNotFound
+from service.api.forms import parse_content_type, parse_json_object
+from service.api.request import JSON, read_body, read_request, read_text
+from service.errors import MalformedField, SessionExpired, SessionNotFound, UnsupportedMediaType
 from service.liveness.challenges import parse_challenges, pick_challenges
 from service.payload import Payload
 from service.rtc.manager import SessionManager
 from service.rtc.runner import portrait_embedding
+from service.rtc.sdp import trickle_candidates, validate_offer
 from service.rtc.session import Session
 from service.state import STATE, ServiceState
 
 MANAGER = web.AppKey("sessions", SessionManager)
 PORTRAIT_FIELDS = ("img", "file", "portrait")
+SDP, SDPFRAG = "application/sdp", "application/trickle-ice-sdpfrag"
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _session_json(request: web.Request, session: Session, token: str,
@@ -80,8 +81,7 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
 
 async def create_session(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
-                             allow_json=True)
+    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True)
     key, timestamp, token = (req.text(n) for n in ("key", "timestamp", "token"))
     state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
@@ -92,70 +92,69 @@ async def create_demo_session(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.config.demo_sessions:
         raise SessionNotFound("demo sessions are disabled (config demo_sessions)")
-    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
-                             allow_json=True)
+    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
     # all demo sessions share one attempt budget, like one API key
     return await _create(request, "demo", req.fields, portrait)
 
 
-def _bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise BadCredentials("send the session token as `Authorization: Bearer <token>`")
-    return token.strip()
-
-
-def _session(request: web.Request, token: str) -> Session:
+def _session(request: web.Request, allow_expired: bool = False) -> Session:
+    """The session the bearer token opens (spec section 2), through the one bearer
+    check: lockout first, a wrong token counted as a failed attempt."""
     state: ServiceState = request.app[STATE]
-    client = request.remote or "-"
-    state.auth.limiter.check(client, time.time())
-    try:
-        return request.app[MANAGER].store.get(request.match_info["session_id"], token)
-    except BadCredentials:
-        state.auth.limiter.record(client, time.time())
-        raise
+    store = request.app[MANAGER].store
+    session_id = request.match_info["session_id"]
+    return state.auth.check_bearer(
+        request.remote or "-", request.headers.get("Authorization"),
+        lambda token: store.get(session_id, token, allow_expired=allow_expired))
+
+
+def _mime(request: web.Request, accepted: tuple[str, ...]) -> str:
+    ctype = parse_content_type(request.headers.get("Content-Type"))
+    if ctype is None or ctype.mime not in accepted:
+        raise UnsupportedMediaType(f"send {' or '.join(accepted)}")
+    return ctype.mime
+
+
+def _offer_from_json(body: bytes, max_fields: int) -> str:
+    """The JSON form of a WHIP offer: {"sdp": "...", "type": "offer"}."""
+    offer = parse_json_object(body, max_fields)
+    if not isinstance(offer.get("sdp"), str):
+        raise MalformedField("sdp", "malformed", "expected a string")
+    if offer.get("type") != "offer":
+        raise MalformedField("type", "malformed", 'expected "offer"')
+    return offer["sdp"]
 
 
 async def whip_offer(request: web.Request) -> web.Response:
-    session = _session(request, _bearer(request))
-    manager = request.app[MANAGER]
-    ctype = request.content_type
-    body = await request.text()
-    if ctype == "application/json":
-        try:
-            offer = json.loads(body)
-            sdp, kind = offer["sdp"], offer.get("type", "offer")
-        except (ValueError, KeyError, TypeError):
-            raise MalformedField("sdp", "malformed", 'expected {"sdp": ..., "type": "offer"}') \
-                from None
-        if kind != "offer":
-            raise MalformedField("type", "malformed", "expected an offer")
-    elif ctype == "application/sdp":
-        sdp = body
-    else:
-        raise MalformedField("body", "malformed", "send the offer as application/sdp")
-    answer = await manager.connect(session, sdp)
+    cfg = request.app[STATE].config
+    session = _session(request)
+    mime = _mime(request, (SDP, JSON))
+    body = await read_body(request, cfg.max_sdp_bytes)
+    sdp = _offer_from_json(body, cfg.max_form_fields) if mime == JSON else read_text(body)
+    validate_offer(sdp, cfg.max_sdp_media, cfg.max_sdp_candidates)
+    answer = await request.app[MANAGER].connect(session, sdp)
     headers = {"Location": str(request.url.relative().path),
                "ETag": f'"{session.id}"'}
-    if ctype == "application/json":
+    if mime == JSON:
         return web.json_response({"sdp": answer, "type": "answer"}, status=201,
                                  headers=headers)
-    return web.Response(status=201, body=answer.encode(), content_type="application/sdp",
+    return web.Response(status=201, body=answer.encode(), content_type=SDP,
                         headers=headers)
 
 
 async def whip_patch(request: web.Request) -> web.Response:
-    session = _session(request, _bearer(request))
-    if request.content_type != "application/trickle-ice-sdpfrag":
-        return web.Response(status=415, text="expected application/trickle-ice-sdpfrag")
-    await request.app[MANAGER].add_candidates(session, await request.text())
+    cfg = request.app[STATE].config
+    session = _session(request)
+    _mime(request, (SDPFRAG,))
+    body = await read_body(request, cfg.max_sdp_bytes)
+    candidates = trickle_candidates(read_text(body), cfg.max_sdp_candidates)
+    await request.app[MANAGER].add_candidates(session, candidates)
     return web.Response(status=204)
 
 
 async def whip_delete(request: web.Request) -> web.Response:
-    session = _session(request, _bearer(request))
+    session = _session(request)
     await request.app[MANAGER].end(session)
     return web.Response(status=200)
 
@@ -163,9 +162,7 @@ async def whip_delete(request: web.Request) -> web.Response:
 async def result(request: web.Request) -> web.Response:
     state: ServiceState = request.app[STATE]
     if "Authorization" in request.headers:
-        token = _bearer(request)
-        session = request.app[MANAGER].store.get(request.match_info["session_id"], token,
-                                                 allow_expired=True)
+        session = _session(request, allow_expired=True)
     else:
         q = request.query
         key = q.get("key", "")
