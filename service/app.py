@@ -10,7 +10,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from models.manifest import resolve_models
 from service.api.verify import verify
-from service.auth import Authenticator, FailureLimiter
+from service.auth import Authenticator
 from service.config import Config
 from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
 from service.http_server import BodyTimeout, closing, error_response, http_error_response
@@ -107,12 +107,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[STATE] = ServiceState(
         config=config,
-        auth=Authenticator(
-            keys=dict(config.api_keys),
-            window_s=config.timestamp_window_s,
-            reject_replays=config.reject_replays,
-            limiter=FailureLimiter(config.max_failed_auth, config.failed_auth_window_s),
-        ),
+        auth=Authenticator.from_settings(config.api_keys, config.auth),
     )
     app.router.add_post("/api/verify", verify)
     app.router.add_post("/", verify)

@@ -85,6 +85,18 @@ class FailureLimiter:
             self._failures = {c: h for c, h in self._failures.items() if h}
 
 
+@dataclass(frozen=True)
+class AuthSettings:
+    # Spec section 1: the timestamp may differ from our clock by this much either way.
+    timestamp_window_s: float = 300.0
+    # An identical request (same key, timestamp, token and body) seen twice inside the
+    # timestamp window is refused as a replay; distinct requests may share a timestamp.
+    reject_replays: bool = True
+    # Failed authentications per client address before 4290, over a sliding window.
+    max_failed_auth: int = 20
+    failed_auth_window_s: float = 60.0
+
+
 @dataclass
 class Authenticator:
     keys: Mapping[str, str]
@@ -92,6 +104,13 @@ class Authenticator:
     reject_replays: bool
     limiter: FailureLimiter
     replays: ReplayCache = field(default_factory=ReplayCache)
+
+    @classmethod
+    def from_settings(cls, keys: Mapping[str, str], settings: AuthSettings) -> Authenticator:
+        return cls(keys=dict(keys), window_s=settings.timestamp_window_s,
+                   reject_replays=settings.reject_replays,
+                   limiter=FailureLimiter(settings.max_failed_auth,
+                                          settings.failed_auth_window_s))
 
     def verify(self, client: str, key: str, timestamp: str, token: str,
                body_digest: str, now: float | None = None) -> None:

@@ -1,8 +1,11 @@
-"""Service configuration: one dataclass, defaults that run out of the box.
+"""Service configuration: one frozen dataclass tree, defaults that run out of the box.
 
-Values come from, in rising priority: the defaults below, a TOML file named by
-SERVICE_CONFIG (same keys as the fields), environment variables SERVICE_<FIELD> and the
-command line (--host/--port). Thresholds carry a comment saying how they were calibrated.
+Deployment settings (address, keys, model files, limits every request shares) are
+top-level fields; each component's parameters are a nested section whose dataclass is
+defined beside the component, with how each default was chosen or calibrated, so every
+default exists exactly once. Values come from, in rising priority: those defaults, a
+TOML file named by SERVICE_CONFIG (sections as tables), environment variables
+SERVICE_<FIELD> / SERVICE_<SECTION>__<FIELD> and the command line (--host/--port).
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from service.api.forms import FormLimits
 from service.api.media import MediaSettings
+from service.auth import AuthSettings
 from service.compare import CompareParams
 from service.http_server import HttpSettings
 from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
+from service.rtc.session import SessionSettings
 from service.silent_liveness import SilentLivenessParams
 from service.vision.admission import AdmissionParams
 from service.vision.faces import FaceSearchParams
@@ -48,15 +54,6 @@ class Config:
     # key -> secret; empty means "generate one random local key at start-up and print it"
     api_keys: Mapping[str, str] = field(default_factory=dict)
 
-    # --- auth (spec section 1) ---
-    timestamp_window_s: float = 300.0
-    # An identical request (same key, timestamp, token and body) seen twice inside the
-    # timestamp window is refused as a replay; distinct requests may share a timestamp.
-    reject_replays: bool = True
-    # Failed authentications per client address before 4290, over a sliding window.
-    max_failed_auth: int = 20
-    failed_auth_window_s: float = 60.0
-
     # --- request size (spec: 10 MB; 4013 past it, counted as the body arrives) ---
     max_request_bytes: int = 10 * 1024 * 1024
 
@@ -78,30 +75,13 @@ class Config:
     # Silent liveness threshold and quality gates (service/silent_liveness.py).
     silent: SilentLivenessParams = field(default_factory=SilentLivenessParams)
 
-    # --- streaming sessions (spec section 2) ---
-    session_ttl_s: float = 120.0
-    max_session_ttl_s: float = 600.0
-    # Concurrent sessions (created, connected or deciding); new ones answer 4290 "busy".
-    # Sized from bench/stream_load.py: what the machine sustains at the analysis rate.
-    max_sessions: int = 6
-    # Sessions one API key may create per minute (attempt limit against brute force
-    # and runaway retry loops).
-    sessions_per_key_per_minute: int = 30
-    default_challenges: int = 2
-    # Seconds the person has for each prompt.
-    challenge_time_s: float = 7.0
-    # Frames analysed per second in a stream: 10 sees every blink (>= 100 ms) at least
-    # once and leaves CPU for many streams per core.
-    stream_analysis_fps: float = 10.0
-    # A session is decided no sooner than this after the face was first seen, even when
-    # its prompts were met at once: the best-frame choice (and so silent liveness)
-    # needs a few seconds of video to be stable (one blink met in 0.5 s gave live
-    # probabilities from 0.03 to 0.98 on the same clip in the browser test).
-    stream_min_observation_s: float = 2.0
-    # A connected peer that sends no video for this long is decided as "no video".
-    stream_media_timeout_s: float = 10.0
-    # A decided session's result stays readable this long, then the session is forgotten.
-    result_retention_s: float = 300.0
+    # --- who may call: API keys' time window, replays, lockout (service/auth.py) ---
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    # --- request bodies: field and part limits of the form parsers (service/api/forms.py)
+    forms: FormLimits = field(default_factory=FormLimits)
+
+    # --- streaming sessions (spec section 2; service/rtc/session.py) ---
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     # STUN/TURN URLs given to clients and used by our peer connections. Empty: host
     # candidates only (loopback, LAN, or a server with a public address).
     ice_servers: tuple[str, ...] = ()
@@ -112,24 +92,6 @@ class Config:
     demo_sessions: bool = False
     # The browser onboarding page served at / (set to an empty path to serve none).
     web_dir: Path = REPO_ROOT / "web"
-
-    # --- request bodies (issue 10): read in memory, parsed by service/api/forms.py ---
-    # Fields in one form, multipart or JSON body: the largest request of the API has 7
-    # (key, timestamp, token, typeId, img1, img2, file); 32 leaves room for extras that
-    # clients add and we ignore, and bounds the work a body of many tiny fields causes.
-    max_form_fields: int = 32
-    # Header lines in one multipart part: browsers, curl and aiohttp send 1-3
-    # (Content-Disposition, Content-Type, at times Content-Length).
-    max_part_headers: int = 8
-    # A WHIP offer or trickle fragment (service/rtc/sdp.py): aiortc's and browsers'
-    # offers with audio, video and a data channel are 2-8 KB; 64 KiB leaves room for
-    # many codecs and candidates and keeps SDP parsing cheap.
-    max_sdp_bytes: int = 64 * 1024
-    # m= sections in one offer (audio, video and the data channel make 3), and ICE
-    # candidates in one offer or PATCH (a browser gathers 2-10): every remote candidate
-    # costs connectivity checks, STUN packets sent to the address it names.
-    max_sdp_media: int = 8
-    max_sdp_candidates: int = 32
 
     # --- HTTP connections: slow and greedy clients (service/http_server.py) ---
     http: HttpSettings = field(default_factory=HttpSettings)

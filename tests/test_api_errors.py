@@ -149,7 +149,7 @@ async def test_json_body_answers_4001(http, base_url):
 
 
 async def test_repeated_bad_tokens_are_rate_limited_with_4290(http):
-    server = await start_server(make_config(max_failed_auth=3))
+    server = await start_server(make_config(auth__max_failed_auth=3))
     try:
         url = str(server.make_url("/api/verify"))
         seen = []

@@ -10,14 +10,14 @@ from service.config import load_config, parse_api_keys
 def test_defaults_run_out_of_the_box():
     cfg = load_config(env={})
     assert (cfg.host, cfg.port) == ("127.0.0.1", 8080)
-    assert cfg.max_request_bytes == 10 * 1024 * 1024 and cfg.timestamp_window_s == 300
+    assert cfg.max_request_bytes == 10 * 1024 * 1024 and cfg.auth.timestamp_window_s == 300
 
 
 def test_env_overrides_and_api_keys():
     cfg = load_config(env={"SERVICE_PORT": "9000", "SERVICE_API_KEYS": "a:x, b:y",
-                           "SERVICE_FACES__DETECT_SIDES": "320,640", "SERVICE_REJECT_REPLAYS": "0"})
+                           "SERVICE_FACES__DETECT_SIDES": "320,640", "SERVICE_AUTH__REJECT_REPLAYS": "0"})
     assert cfg.port == 9000 and dict(cfg.api_keys) == {"a": "x", "b": "y"}
-    assert cfg.faces.detect_sides == (320, 640) and cfg.reject_replays is False
+    assert cfg.faces.detect_sides == (320, 640) and cfg.auth.reject_replays is False
 
 
 def test_toml_file_then_env_then_arguments(tmp_path):

@@ -32,8 +32,8 @@ BOUNDARY = "hostile-boundary"
 @pytest_asyncio.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
     # room for the many sessions created to show the server still serves
-    server = await start_server(make_config(max_sessions=500,
-                                            sessions_per_key_per_minute=10_000))
+    server = await start_server(make_config(sessions__max_active=500,
+                                            sessions__per_key_per_minute=10_000))
     yield str(server.make_url("")).rstrip("/")
     await server.close()
 
@@ -338,7 +338,7 @@ async def test_after_the_bad_offers_a_good_one_connects(http, url, session):
 
 
 async def test_wrong_bearers_on_every_session_endpoint_count_toward_the_lockout(http):
-    server = await start_server(make_config(max_failed_auth=3))
+    server = await start_server(make_config(auth__max_failed_auth=3))
     try:
         url = str(server.make_url("")).rstrip("/")
         _, session = await create_session(http, url, KEY, SECRET, challenges="blink")

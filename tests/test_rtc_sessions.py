@@ -29,8 +29,9 @@ VIDEO_ORDER = ["Decision value", "Live or not", "Whether there is a replacement"
 
 @pytest_asyncio.fixture(scope="module")
 async def rtc_server() -> AsyncIterator:
-    server = await start_server(make_config(challenge_time_s=6.0, stream_media_timeout_s=4.0,
-                                            max_sessions=4, session_ttl_s=40.0))
+    server = await start_server(make_config(
+        sessions__challenge_time_s=6.0, sessions__media_timeout_s=4.0,
+        sessions__max_active=4, sessions__ttl_s=40.0))
     yield server
     await server.close()
 

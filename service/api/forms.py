@@ -47,6 +47,17 @@ _JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True)
+class FormLimits:
+    # Fields in one form, multipart or JSON body: the largest request of the API has 7
+    # (key, timestamp, token, typeId, img1, img2, file); 32 leaves room for extras that
+    # clients add and we ignore, and bounds the work a body of many tiny fields causes.
+    max_fields: int = 32
+    # Header lines in one multipart part: browsers, curl and aiohttp send 1-3
+    # (Content-Disposition, Content-Type, at times Content-Length).
+    max_part_headers: int = 8
+
+
+@dataclass(frozen=True)
 class FormField:
     """One field of a body: text (str) or the raw bytes of a file part."""
 

@@ -170,9 +170,9 @@ async def read_request(request: web.Request, media_fields: tuple[str, ...], conf
         raise MalformedField("body", "malformed", "only UTF-8 is accepted")
     body = await read_body(request, config.max_request_bytes)
     if ctype.mime == JSON:
-        return _from_json(body, media_fields, config.max_form_fields)
+        return _from_json(body, media_fields, config.forms.max_fields)
     if ctype.mime == FORM:
-        fields = parse_urlencoded(body, config.max_form_fields)
+        fields = parse_urlencoded(body, config.forms.max_fields)
     else:
-        fields = parse_multipart(body, ctype, config.max_form_fields, config.max_part_headers)
+        fields = parse_multipart(body, ctype, config.forms.max_fields, config.forms.max_part_headers)
     return _from_form(fields, media_fields)

@@ -34,8 +34,8 @@ class SessionManager:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.store = SessionStore(
-            max_active=cfg.max_sessions, max_per_key=cfg.sessions_per_key_per_minute,
-            per_key_window_s=60.0, result_retention_s=cfg.result_retention_s)
+            max_active=cfg.sessions.max_active, max_per_key=cfg.sessions.per_key_per_minute,
+            per_key_window_s=60.0, result_retention_s=cfg.sessions.result_retention_s)
         self.peers: dict[str, peers.Peer] = {}
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None

@@ -59,15 +59,15 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     manager = request.app[MANAGER]
     try:
         challenges = (parse_challenges(fields["challenges"]) if fields.get("challenges")
-                      else pick_challenges(cfg.default_challenges))
+                      else pick_challenges(cfg.sessions.default_challenges))
     except ValueError as exc:
         raise MalformedField("challenges", "malformed", str(exc)) from None
     try:
-        ttl = float(fields.get("ttl") or cfg.session_ttl_s)
+        ttl = float(fields.get("ttl") or cfg.sessions.ttl_s)
     except ValueError:
         raise MalformedField("ttl", "malformed") from None
-    if not 10.0 <= ttl <= cfg.max_session_ttl_s:
-        raise MalformedField("ttl", "malformed", f"10..{cfg.max_session_ttl_s:g} seconds")
+    if not 10.0 <= ttl <= cfg.sessions.max_ttl_s:
+        raise MalformedField("ttl", "malformed", f"10..{cfg.sessions.max_ttl_s:g} seconds")
     await state.wait_ready()
     manager.store.check_capacity(key)  # refuse before spending a portrait's compute
     embedding, detail = None, None
@@ -130,9 +130,9 @@ async def whip_offer(request: web.Request) -> web.Response:
     cfg = request.app[STATE].config
     session = _session(request)
     mime = _mime(request, (SDP, JSON))
-    body = await read_body(request, cfg.max_sdp_bytes)
-    sdp = _offer_from_json(body, cfg.max_form_fields) if mime == JSON else read_text(body)
-    validate_offer(sdp, cfg.max_sdp_media, cfg.max_sdp_candidates)
+    body = await read_body(request, cfg.sessions.sdp.max_bytes)
+    sdp = _offer_from_json(body, cfg.forms.max_fields) if mime == JSON else read_text(body)
+    validate_offer(sdp, cfg.sessions.sdp.max_media, cfg.sessions.sdp.max_candidates)
     answer = await request.app[MANAGER].connect(session, sdp)
     headers = {"Location": str(request.url.relative().path),
                "ETag": f'"{session.id}"'}
@@ -147,8 +147,8 @@ async def whip_patch(request: web.Request) -> web.Response:
     cfg = request.app[STATE].config
     session = _session(request)
     _mime(request, (SDPFRAG,))
-    body = await read_body(request, cfg.max_sdp_bytes)
-    candidates = trickle_candidates(read_text(body), cfg.max_sdp_candidates)
+    body = await read_body(request, cfg.sessions.sdp.max_bytes)
+    candidates = trickle_candidates(read_text(body), cfg.sessions.sdp.max_candidates)
     await request.app[MANAGER].add_candidates(session, candidates)
     return web.Response(status=204)
 

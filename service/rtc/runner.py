@@ -63,7 +63,7 @@ class StreamRun:
         self.cfg = cfg
         self.channel = channel
         self.on_done = on_done
-        self.script = ChallengeScript(list(session.challenges), cfg.challenge_time_s)
+        self.script = ChallengeScript(list(session.challenges), cfg.sessions.challenge_time_s)
         self.landmarker: FaceLandmarker | None = None
         self.engine: LivenessEngine | None = None
         self.t0 = time.monotonic()
@@ -79,7 +79,7 @@ class StreamRun:
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
         self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
         self.engine = LivenessEngine(self.landmarker, self.runtime.embed, self.cfg.engine)
-        period = 1.0 / self.cfg.stream_analysis_fps
+        period = 1.0 / self.cfg.sessions.analysis_fps
         deadline = self.session.expires_at - time.time() + time.monotonic()
         try:
             self.ended_by = await self._loop(intake, peer_gone, period, deadline)
@@ -106,11 +106,11 @@ class StreamRun:
                                    "action": challenge.action if challenge else None})
                 return "challenge deadline"
             observed = (self.first_face_t is not None and self.now() - self.first_face_t
-                        >= self.cfg.stream_min_observation_s)
+                        >= self.cfg.sessions.min_observation_s)
             if self.script.finished and self.script.started and observed:
                 return "challenges done"
             if not self.session.challenges and self.first_face_t is not None and \
-                    self.now() - self.first_face_t >= self.cfg.challenge_time_s:
+                    self.now() - self.first_face_t >= self.cfg.sessions.challenge_time_s:
                 return "observation time done"  # no prompts: watch for a fixed time
             wait = max(0.0, next_at - time.monotonic())
             if wait:
@@ -121,7 +121,7 @@ class StreamRun:
                 silent_for = time.monotonic() - (intake.last_arrival or self.t0)
                 if intake.ended:
                     return "peer disconnected"  # its video track ended: it hung up
-                if silent_for > self.cfg.stream_media_timeout_s:
+                if silent_for > self.cfg.sessions.media_timeout_s:
                     return "no video received"
                 continue
             t = self.now()
@@ -162,7 +162,7 @@ class StreamRun:
             "type": "challenge", "action": challenge.action,
             "index": self.script.challenges.index(challenge),
             "total": len(self.script.challenges),
-            "deadline_ms": int(self.cfg.challenge_time_s * 1000),
+            "deadline_ms": int(self.cfg.sessions.challenge_time_s * 1000),
         })
 
     # --- the decision -------------------------------------------------------------

@@ -25,6 +25,19 @@ from aiortc.sdp import FMTP_INT_PARAMETERS, MediaDescription, SessionDescription
 
 from service.errors import BadMedia, MalformedField
 
+@dataclass(frozen=True)
+class SdpLimits:
+    # A WHIP offer or trickle fragment: aiortc's and browsers' offers with audio, video
+    # and a data channel are 2-8 KB; 64 KiB leaves room for many codecs and candidates
+    # and keeps SDP parsing cheap.
+    max_bytes: int = 64 * 1024
+    # m= sections in one offer (audio, video and the data channel make 3), and ICE
+    # candidates in one offer or PATCH (a browser gathers 2-10): every remote candidate
+    # costs connectivity checks, STUN packets sent to the address it names.
+    max_media: int = 8
+    max_candidates: int = 32
+
+
 # What aiortc's SessionDescription.parse raises on a line it cannot read (int() of
 # text, tuple unpacking, its asserts, a setup role lookup, an fmtp for an unknown
 # payload type, an attribute without a value). The grammar below is meant to keep

@@ -19,6 +19,36 @@ from typing import Any
 import numpy as np
 
 from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
+from service.rtc.sdp import SdpLimits
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    ttl_s: float = 120.0
+    max_ttl_s: float = 600.0
+    # Concurrent sessions (created, connected or deciding); new ones answer 4290 "busy".
+    # Sized from bench/stream_load.py: what the machine sustains at the analysis rate.
+    max_active: int = 6
+    # Sessions one API key may create per minute (attempt limit against brute force
+    # and runaway retry loops).
+    per_key_per_minute: int = 30
+    default_challenges: int = 2
+    # Seconds the person has for each prompt.
+    challenge_time_s: float = 7.0
+    # Frames analysed per second in a stream: 10 sees every blink (>= 100 ms) at least
+    # once and leaves CPU for many streams per core.
+    analysis_fps: float = 10.0
+    # A session is decided no sooner than this after the face was first seen, even when
+    # its prompts were met at once: the best-frame choice (and so silent liveness)
+    # needs a few seconds of video to be stable (one blink met in 0.5 s gave live
+    # probabilities from 0.03 to 0.98 on the same clip in the browser test).
+    min_observation_s: float = 2.0
+    # A connected peer that sends no video for this long is decided as "no video".
+    media_timeout_s: float = 10.0
+    # A decided session's result stays readable this long, then the session is forgotten.
+    result_retention_s: float = 300.0
+    # What a WHIP offer or trickle fragment may hold (service/rtc/sdp.py).
+    sdp: SdpLimits = field(default_factory=SdpLimits)
 
 
 @dataclass
