@@ -35,6 +35,30 @@ def test_the_queue_length_follows_what_each_kind_of_job_costs():
         admission.admit("frame", first_guess_s=0.05)
 
 
+def test_a_free_worker_takes_a_job_whatever_its_estimate():
+    """After one faceless 4000 px photo took 18 s, the next comparison (two jobs at once)
+    on an idle pool must still run, not be refused as if 18 s were queued."""
+    admission = Admission(workers=2, params=AdmissionParams(target_wait_s=3.0, max_pending=100))
+    slow = admission.admit("prepare_face", 0.05)
+    slow.start()
+    slow.finish(18.0)
+    admission.admit("prepare_face", 0.05)
+    admission.admit("prepare_face", 0.05)  # the second worker is free too
+    with pytest.raises(RateLimited):  # now 36 s are queued for two busy workers
+        admission.admit("prepare_face", 0.05)
+
+
+def test_one_slow_job_does_not_make_its_kind_look_slow():
+    admission = Admission(workers=1, params=AdmissionParams(target_wait_s=1.0, max_pending=100))
+    for seconds in (0.06, 0.05, 0.07, 18.0):
+        ticket = admission.admit("prepare_face", 0.05)
+        ticket.start()
+        ticket.finish(seconds)
+    assert admission.estimate_s("prepare_face", 0.05) < 0.1
+    for _ in range(10):  # ten comparisons queue behind a busy worker: ~0.6 s of work
+        admission.admit("prepare_face", 0.05)
+
+
 def test_required_jobs_pass_and_abandoned_jobs_give_their_place_back():
     admission = Admission(workers=1, params=AdmissionParams(target_wait_s=0.5, max_pending=2))
     first = admission.admit("decide", 1.0)

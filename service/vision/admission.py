@@ -4,8 +4,10 @@ Why an expected-wait rule rather than a fixed queue length: jobs differ by three
 of magnitude (a stream frame ~10 ms, a face comparison ~60 ms, an uploaded clip
 seconds), so "64 jobs may wait" meant a few milliseconds for frames and half a minute
 for videos (50 concurrent uploads once waited p50 16 s, max 33 s). Here each job kind's
-duration is learned (an exponential moving average of what it took), the work already
-queued is the sum of those estimates, and a new job is admitted only while that work,
+duration is learned (the median of its last few durations, so one outlier - a faceless
+4000 px photo takes seconds where a selfie takes 60 ms - does not make every later job
+of its kind look expensive), the work already queued is the sum of those estimates,
+and a new job is admitted when a worker is free for it, or while that queued work,
 spread over the pool's workers, is under `target_wait_s`. So the queue length is
 derived from the pool size and the target wait: ~2 clips per worker, dozens of
 comparisons, hundreds of frames, and the excess answers 4290 "busy" immediately.
@@ -16,7 +18,9 @@ bytes (up to the request limit) until it runs.
 
 from __future__ import annotations
 
+import statistics
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 from service.errors import RateLimited
@@ -30,8 +34,8 @@ class AdmissionParams:
     target_wait_s: float = 3.0
     # Jobs admitted but not finished, whatever their kind (each holds its request bytes).
     max_pending: int = 32
-    # Weight of the newest duration in each kind's moving average.
-    smoothing: float = 0.2
+    # Durations remembered per job kind; the estimate is their median.
+    history: int = 9
 
 
 class Ticket:
@@ -70,13 +74,14 @@ class Admission:
         self.lock = threading.Lock()
         self.queued_s = 0.0  # estimated seconds of admitted jobs no worker has started
         self.pending = 0
-        self._estimates: dict[str, float] = {}
+        self._durations: dict[str, deque[float]] = {}
 
     def expected_wait_s(self) -> float:
         return max(0.0, self.queued_s) / self.workers
 
     def estimate_s(self, kind: str, first_guess_s: float) -> float:
-        return self._estimates.get(kind, first_guess_s)
+        durations = self._durations.get(kind)
+        return statistics.median(durations) if durations else first_guess_s
 
     def admit(self, kind: str, first_guess_s: float, required: bool = False) -> Ticket:
         """A ticket for one job of `kind`; RateLimited when the pool is too far behind.
@@ -88,7 +93,8 @@ class Admission:
             if not required:
                 if self.pending >= self.params.max_pending:
                     raise RateLimited("busy: too many requests in progress, retry shortly")
-                if self.expected_wait_s() > self.params.target_wait_s:
+                worker_free = self.pending < self.workers
+                if not worker_free and self.expected_wait_s() > self.params.target_wait_s:
                     raise RateLimited("busy: the analysis queue is full, retry shortly")
             estimate = self.estimate_s(kind, first_guess_s)
             self.queued_s += estimate
@@ -96,7 +102,5 @@ class Admission:
         return Ticket(self, kind, estimate)
 
     def learn(self, kind: str, seconds: float) -> None:
-        """Fold one measured duration into the kind's average (caller holds the lock)."""
-        old = self._estimates.get(kind)
-        a = self.params.smoothing
-        self._estimates[kind] = seconds if old is None else (1 - a) * old + a * seconds
+        """Remember one measured duration of `kind` (caller holds the lock)."""
+        self._durations.setdefault(kind, deque(maxlen=self.params.history)).append(seconds)
