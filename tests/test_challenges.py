@@ -1,71 +1,502 @@
-"""The challenge script: order, deadlines, and cues before the prompt not counting."""
+"""The challenge script's timing rules on synthetic action-state series.
+
+A simulated person is driven frame by frame at the stream rate (10 fps) on the same
+clock as the script: the script's prompts and releases are what it reacts to, so the
+tests exercise the randomness (pauses, holds) the way a client meets it, with a seeded
+rng. Real frames for the states themselves are in test_holds.py.
+"""
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 
-from service.liveness.challenges import ACTIONS, ChallengeScript, parse_challenges, pick_challenges
+from service.liveness.challenges import (
+    ACTIONS,
+    HOLD_ACTIONS,
+    LEGACY_ACTIONS,
+    ChallengeParams,
+    ChallengeScript,
+    Event,
+    Failed,
+    Met,
+    Prompt,
+    Release,
+    parse_challenges,
+    pick_challenges,
+)
+from service.liveness.engine import CueEvent
+from service.liveness.holds import ActionState
+
+FPS = 10.0
+PARAMS = ChallengeParams()
 
 
-def test_challenges_met_in_order_pass():
-    script = ChallengeScript(["blink", "mouth"], time_per_challenge_s=5)
-    first = script.start(1.0)
-    assert first.action == "blink" and first.deadline == 6.0
-    met, following = script.on_cue("blink", 2.0)
-    assert met.action == "blink" and following.action == "mouth" and following.issued_at == 2.0
-    met, following = script.on_cue("mouth", 3.0)
-    assert met.action == "mouth" and following is None
-    assert script.finished and script.passed
+def frame(t: float, *on: str, face: bool = True) -> ActionState:
+    turns = [a for a in on if a.startswith("turn_")]
+    return ActionState(t, face, face and "eyes_closed" in on, face and "mouth_open" in on,
+                       turns[0] if face and turns else None)
 
 
-def test_cue_before_its_prompt_does_not_count():
-    script = ChallengeScript(["blink", "mouth"])
-    script.start(1.0)
-    assert script.on_cue("mouth", 1.5) == (None, None)  # mouth is not asked yet
-    script.on_cue("blink", 2.0)
-    assert script.on_cue("mouth", 1.9) == (None, None)  # happened before the mouth prompt
-    assert not script.finished
+@dataclass
+class Log:
+    """What the client was told, with the session time it was told."""
+
+    events: list[tuple[float, Event]] = field(default_factory=list)
+
+    def add(self, t: float, events: list[Event]) -> None:
+        self.events += [(t, e) for e in events]
+
+    def of(self, kind: type) -> list[tuple[float, Event]]:
+        return [(t, e) for t, e in self.events if isinstance(e, kind)]
+
+    @property
+    def prompt(self) -> tuple[float, Prompt] | None:
+        prompts = self.of(Prompt)
+        return prompts[-1] if prompts else None  # type: ignore[return-value]
+
+    def released_at(self, index: int) -> float | None:
+        return next((t for t, e in self.of(Release) if e.index == index), None)
+
+    def done(self, index: int) -> bool:
+        return any(isinstance(e, (Met, Failed)) and e.index == index for _, e in self.events)
 
 
-def test_cue_before_start_does_not_count():
-    script = ChallengeScript(["blink"])
-    assert script.on_cue("blink", 0.5) == (None, None)
-    script.start(1.0)
-    assert not script.passed
+# behaviour(t, log) -> (state of the frame at t, cue events of that frame)
+Behaviour = Callable[[float, Log], tuple[ActionState, tuple[CueEvent, ...]]]
 
 
-def test_missed_deadline_fails_the_script():
-    script = ChallengeScript(["turn_left"], time_per_challenge_s=4)
-    script.start(0.0)
-    assert not script.tick(3.9)
-    assert script.tick(4.1)
-    assert script.finished and not script.passed
-    assert script.on_cue("turn_left", 4.2) == (None, None)
+def drive(actions: list[str], behaviour: Behaviour, seed: int = 1, until_s: float = 60.0,
+          params: ChallengeParams = PARAMS) -> tuple[ChallengeScript, Log]:
+    script = ChallengeScript(actions, params, random.Random(seed))
+    log = Log()
+    script.begin(0.0)
+    for i in range(int(until_s * FPS)):
+        t = i / FPS
+        log.add(t, script.tick(t))
+        state, cues = behaviour(t, log)
+        log.add(t, script.observe(state, cues))
+        if script.finished:
+            break
+    return script, log
 
 
-def test_random_picks_use_known_actions_without_immediate_repeats():
+def person(react_s: float = 0.6, release_s: float = 0.5, does: str | None = None,
+           also: Callable[[float, Log], set[str]] | None = None) -> Behaviour:
+    """Does the prompted action (or `does`) `react_s` after each prompt and stops it
+    `release_s` after the release; `also` adds other actions at given times."""
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        on: set[str] = set(also(t, log)) if also else set()
+        if log.prompt is not None:
+            prompted_at, prompt = log.prompt
+            released = log.released_at(prompt.index)
+            if not log.done(prompt.index) and t >= prompted_at + react_s - 1e-9 and \
+                    (released is None or t < released + release_s - 1e-9):
+                on.add(does or prompt.action)
+        return frame(t, *on), ()
+    return behaviour
+
+
+def reason(script: ChallengeScript) -> str | None:
+    return script.failure.reason if script.failure else None
+
+
+# --- passing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_person_following_the_prompts_passes(seed):
+    actions = ["eyes_closed", "mouth_open", "turn_left", "turn_right"]
+    script, log = drive(actions, person(react_s=0.5, release_s=0.6), seed=seed)
+    assert script.finished and script.passed and script.failure is None
+    kinds = [type(e).__name__ for _, e in log.events]
+    assert kinds == ["Prompt", "Release", "Met"] * 4
+    assert [e.action for _, e in log.of(Prompt)] == actions
+    assert [e.index for _, e in log.of(Met)] == [0, 1, 2, 3]
+    for record in script.to_json():
+        assert record["met_at"] is not None and record["failed"] is None
+
+
+@pytest.mark.parametrize("react,release", [(0.3, 0.3), (1.2, 1.2), (2.2, 1.6)])
+def test_reactions_anywhere_inside_the_windows_pass(react, release):
+    script, _ = drive(["mouth_open", "eyes_closed"], person(react, release))
+    assert script.passed
+
+
+def test_the_release_comes_a_random_hold_after_the_onset():
+    holds = []
+    for seed in range(40):
+        script, log = drive(["mouth_open"], person(react_s=0.5), seed=seed)
+        assert script.passed
+        (prompted, _), (released, _) = log.of(Prompt)[0], log.of(Release)[0]
+        holds.append(released - (prompted + 0.5))
+    # never told in advance, drawn from hold_min..hold_max (plus at most a frame)
+    assert all(PARAMS.hold_min_s - 1e-6 <= h <= PARAMS.hold_max_s + 0.1 + 1e-6 for h in holds)
+    assert max(holds) - min(holds) > 0.8 * (PARAMS.hold_max_s - PARAMS.hold_min_s)
+
+
+def test_prompts_come_after_a_random_pause():
+    firsts, gaps = set(), []
+    for seed in range(30):
+        script, log = drive(["turn_left", "mouth_open"], person(), seed=seed)
+        assert script.passed
+        (first, _), (second, _) = log.of(Prompt)
+        met_first = log.of(Met)[0][0]
+        firsts.add(round(first, 1))
+        gaps.append(second - met_first)
+        assert PARAMS.pause_min_s <= first <= PARAMS.pause_max_s + 0.1 + 1e-6
+    assert all(PARAMS.pause_min_s - 1e-6 <= g <= PARAMS.pause_max_s + 0.1 + 1e-6 for g in gaps)
+    assert len(firsts) > 5
+
+
+def test_nothing_happens_before_begin_and_without_challenges():
+    script = ChallengeScript(["eyes_closed"], PARAMS, random.Random(0))
+    assert not script.started and script.tick(100.0) == []
+    empty = ChallengeScript([], PARAMS, random.Random(0))
+    assert empty.finished and empty.passed and empty.tick(1.0) == []
+
+
+# --- onsets ----------------------------------------------------------------------------
+
+
+def test_an_onset_faster_than_a_person_is_too_early():
+    script, log = drive(["mouth_open"], person(react_s=0.1))
+    assert reason(script) == "too_early"
+    assert log.events[-1][1] == Failed(0, "mouth_open", "too_early")
+
+
+def test_an_action_already_on_at_the_prompt_is_too_early():
+    always = person(also=lambda t, log: {"turn_left"})
+    script, _ = drive(["turn_left"], always)
+    assert reason(script) == "too_early"
+
+
+def test_an_onset_after_the_window_is_too_late():
+    script, _ = drive(["mouth_open"], person(react_s=PARAMS.reaction_max_s + 0.5))
+    assert reason(script) == "too_late"
+
+
+def test_doing_nothing_is_too_late():
+    script, log = drive(["turn_right"], lambda t, log: (frame(t), ()))
+    assert reason(script) == "too_late"
+    (prompted, _), (failed_at, _) = log.of(Prompt)[0], log.of(Failed)[0]
+    assert failed_at > prompted + PARAMS.reaction_max_s
+
+
+def test_frames_stopping_is_too_late_by_the_clock():
+    script = ChallengeScript(["eyes_closed"], PARAMS, random.Random(0))
+    script.begin(0.0)
+    script.tick(PARAMS.pause_max_s)
+    assert [type(e) for e in script.tick(30.0)] == [Failed]
+    assert reason(script) == "too_late"
+
+
+def test_another_action_inside_the_window_is_wrong():
+    script, _ = drive(["eyes_closed"], person(does="mouth_open"))
+    assert reason(script) == "wrong_action"
+
+
+def test_another_action_during_the_hold_is_wrong():
+    def extra(t: float, log: Log) -> set[str]:
+        prompt = log.prompt
+        return {"turn_left"} if prompt and t >= prompt[0] + 1.0 else set()
+    script, _ = drive(["mouth_open"], person(react_s=0.5, also=extra))
+    assert reason(script) == "wrong_action"
+
+
+def test_another_action_held_before_the_prompt_is_not_an_onset_in_the_window():
+    # mouth_open held through the whole session: not started inside any window
+    script, _ = drive(["turn_left"], person(also=lambda t, log: {"mouth_open"}))
+    assert script.passed
+
+
+# --- natural blinks ----------------------------------------------------------------
+
+
+def blinks(every_s: float, length_s: float, phase_s: float = 0.0
+           ) -> Callable[[float, Log], set[str]]:
+    """Eye closures of `length_s` every `every_s`: a person blinking naturally."""
+    return lambda t, log: {"eyes_closed"} if (t - phase_s) % every_s < length_s - 1e-9 else set()
+
+
+@pytest.mark.parametrize("action", ["mouth_open", "turn_left", "eyes_closed"])
+def test_natural_blinks_never_fail_anything(action):
+    # a blink of 0.3 s every 0.9 s, whatever the prompt asks
+    for phase in (0.0, 0.3, 0.6):
+        script, _ = drive([action, "turn_right"], person(also=blinks(0.9, 0.3, phase)))
+        assert script.passed, (action, phase, reason(script))
+
+
+def test_a_blink_is_not_an_eyes_closed_onset():
+    script, _ = drive(["eyes_closed"], lambda t, log: (frame(t, *blinks(1.0, 0.5)(t, log)), ()))
+    assert reason(script) == "too_late"
+
+
+def test_a_long_blink_just_before_the_closure_does_not_shift_the_onset():
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        prompt = log.prompt
+        if prompt and not log.done(0) and prompt[0] + 0.05 <= t < prompt[0] + 0.55:
+            return frame(t, "eyes_closed"), ()  # a 0.5 s blink right at the prompt
+        return person(react_s=0.8)(t, log)
+    script, _ = drive(["eyes_closed"], behaviour)
+    assert script.passed
+
+
+# --- pauses and recordings ----------------------------------------------------------
+
+
+def after_first_met(start_s: float, length_s: float, action: str
+                    ) -> Callable[[float, Log], set[str]]:
+    def extra(t: float, log: Log) -> set[str]:
+        mets = log.of(Met)
+        if mets and mets[0][0] + start_s <= t < mets[0][0] + start_s + length_s:
+            return {action}
+        return set()
+    return extra
+
+
+def test_an_action_in_the_pause_between_challenges_is_too_early():
+    behaviour = person(also=after_first_met(0.1, 0.6, "mouth_open"))
+    script, log = drive(["turn_left", "eyes_closed"], behaviour)
+    assert reason(script) == "too_early"
+    assert log.events[-1][1] == Failed(1, "eyes_closed", "too_early")
+    assert len(log.of(Prompt)) == 1  # failed before its prompt
+
+
+def test_settling_in_the_first_pause_is_not_failed():
+    settle = person(also=lambda t, log: {"turn_left"} if 0.1 <= t < 0.7 else set())
+    script, _ = drive(["mouth_open"], settle)
+    assert script.passed
+
+
+def reel(on_s: float, gap_s: float, phase_s: float) -> Behaviour:
+    """A recording cycling through every action, each held `on_s`, `gap_s` apart."""
+    period = on_s + gap_s
+
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        k, into = divmod(t + phase_s, period)
+        return frame(t, *([HOLD_ACTIONS[int(k) % 4]] if into < on_s else [])), ()
+    return behaviour
+
+
+@pytest.mark.parametrize("on_s,gap_s", [(2.0, 0.0), (2.0, 0.5), (2.75, 0.5)])
+def test_an_action_reel_ignoring_the_prompts_fails(on_s, gap_s):
+    rng = random.Random(11)
+    for seed in range(40):
+        script, _ = drive(pick_challenges(3, rng), reel(on_s, gap_s, rng.uniform(0, 20)),
+                          seed=seed)
+        assert script.finished and not script.passed
+
+
+def test_a_recording_blinking_and_talking_fails():
+    def recording(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        on = blinks(3.1, 0.3)(t, log) | ({"mouth_open"} if t % 0.5 < 0.1 else set())
+        cues = (CueEvent("blink", t, {"start": t - 0.2}),) if abs(t % 3.1 - 0.4) < 0.05 else ()
+        return frame(t, *on), cues
+    for actions in (["eyes_closed"], ["mouth_open"], ["turn_left"]):
+        script, _ = drive(actions, recording)
+        assert reason(script) == "too_late", actions
+
+
+# --- holds ---------------------------------------------------------------------------
+
+
+def test_stopping_before_the_release_breaks_the_hold():
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        prompt = log.prompt
+        on = prompt is not None and prompt[0] + 0.5 <= t < prompt[0] + 1.2
+        return frame(t, *(["mouth_open"] if on else [])), ()
+    script, _ = drive(["mouth_open"], behaviour)
+    assert reason(script) == "hold_broken"
+
+
+def gaps(off: set[float], lost: set[float]) -> Behaviour:
+    """The person holds as asked; frames at these offsets from the onset read off, or
+    have no face."""
+    base = person(react_s=0.5)
+
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        state, cues = base(t, log)
+        if log.prompt is not None and not log.done(0) and log.released_at(0) is None:
+            since = round(t - log.prompt[0] - 0.5, 1)
+            if since in off:
+                return frame(t), cues
+            if since in lost:
+                return frame(t, face=False), cues
+        return state, cues
+    return behaviour
+
+
+def test_short_dropouts_inside_a_hold_are_tolerated():
+    # two frames reading off (0.2 s < dropout_s) and 0.5 s without a face
+    script, _ = drive(["eyes_closed"], gaps(off={0.8, 0.9}, lost={1.0, 1.1, 1.2, 1.3, 1.4}))
+    assert script.passed
+
+
+def test_an_off_gap_of_dropout_length_breaks_the_hold():
+    # mouth_open is an onset after 0.4 s; the release comes >= 1.0 s after the onset
+    script, _ = drive(["mouth_open"], gaps(off={0.6, 0.7, 0.8, 0.9, 1.0}, lost=set()))
+    assert reason(script) == "hold_broken"
+
+
+def test_losing_the_face_for_long_breaks_the_hold():
+    lost = {round(0.6 + i / 10, 1) for i in range(int(PARAMS.face_lost_max_s * 10) + 2)}
+    script, _ = drive(["turn_left"], gaps(off=set(), lost=lost))
+    assert reason(script) == "hold_broken"
+
+
+# --- releases ------------------------------------------------------------------------
+
+
+def test_a_release_faster_than_a_person_is_too_early():
+    script, _ = drive(["mouth_open"], person(release_s=0.1))
+    assert reason(script) == "too_early"
+
+
+def test_a_release_after_its_window_is_too_late():
+    script, _ = drive(["eyes_closed"], person(release_s=PARAMS.release_max_s + 0.5))
+    assert reason(script) == "too_late"
+
+
+def test_never_releasing_is_too_late():
+    script, _ = drive(["turn_left"], person(release_s=100.0))
+    assert reason(script) == "too_late"
+
+
+def test_a_blink_just_after_opening_the_eyes_does_not_make_the_release_late():
+    def blink_after(t: float, log: Log) -> set[str]:
+        released = log.released_at(0)
+        return {"eyes_closed"} if released and released + 1.7 <= t < released + 2.1 else set()
+    script, _ = drive(["eyes_closed"], person(release_s=1.6, also=blink_after))
+    assert script.passed
+
+
+def test_the_record_says_when_each_step_happened():
+    script, log = drive(["mouth_open"], person(react_s=0.5, release_s=0.6))
+    record = script.to_json()[0]
+    prompted, released = log.of(Prompt)[0][0], log.of(Release)[0][0]
+    assert record["prompted_at"] == round(prompted, 3)
+    assert record["onset_at"] == round(prompted + 0.5, 3)
+    assert record["release_at"] == round(released, 3)
+    assert record["ended_at"] == pytest.approx(released + 0.6, abs=0.11)
+
+
+# --- legacy blink / mouth ------------------------------------------------------------
+
+
+def cue_person(kind: str, starts_after: float, length_s: float = 0.2) -> Behaviour:
+    """Emits one `kind` cue that started `starts_after` the prompt, when it ends."""
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        if log.prompt is None or log.done(log.prompt[1].index):
+            return frame(t), ()
+        start = log.prompt[0] + starts_after
+        end = start + length_s
+        if abs(t - end) < 0.05:
+            return frame(t), (CueEvent(kind, end, {"start": start}),)
+        return frame(t), ()
+    return behaviour
+
+
+@pytest.mark.parametrize("kind", LEGACY_ACTIONS)
+def test_legacy_action_inside_the_window_is_met(kind):
+    script, log = drive([kind], cue_person(kind, 0.7))
+    assert script.passed
+    assert [type(e).__name__ for _, e in log.events] == ["Prompt", "Met"]
+
+
+@pytest.mark.parametrize("kind", LEGACY_ACTIONS)
+def test_legacy_action_after_the_window_is_too_late(kind):
+    script, _ = drive([kind], cue_person(kind, PARAMS.reaction_max_s + 0.3))
+    assert reason(script) == "too_late"
+
+
+def test_legacy_mouth_moving_at_the_prompt_is_too_early():
+    script, _ = drive(["mouth"], cue_person("mouth", -0.2, length_s=0.4))
+    assert reason(script) == "too_early"
+
+
+def test_legacy_blink_right_at_the_prompt_is_ignored_not_failed():
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        early = cue_person("blink", 0.05)(t, log)
+        return early if early[1] else cue_person("blink", 1.0)(t, log)
+    script, _ = drive(["blink"], behaviour)
+    assert script.passed
+
+
+def test_legacy_other_cues_do_not_count():
+    script, _ = drive(["blink"], cue_person("mouth", 0.7))
+    assert reason(script) == "too_late"
+
+
+def test_legacy_blink_and_a_turn_in_its_window_is_wrong():
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        state, cues = cue_person("blink", 2.0)(t, log)
+        turned = log.prompt is not None and t >= log.prompt[0] + 0.5
+        return (frame(t, "turn_left") if turned else state), cues
+    script, _ = drive(["blink"], behaviour)
+    assert reason(script) == "wrong_action"
+
+
+# --- messages, sets, parsing ---------------------------------------------------------
+
+
+def test_messages_have_the_spec_shapes():
+    assert Prompt(0, 3, "eyes_closed", 2500).to_message() == {
+        "type": "challenge", "action": "eyes_closed", "index": 0, "total": 3,
+        "window_ms": 2500}
+    assert Release(1, "mouth_open").to_message() == {
+        "type": "release", "action": "mouth_open", "index": 1}
+    assert Met(2, "turn_left").to_message() == {
+        "type": "challenge_met", "action": "turn_left", "index": 2}
+    assert Failed(0, "turn_right", "hold_broken").to_message() == {
+        "type": "challenge_failed", "action": "turn_right", "index": 0,
+        "reason": "hold_broken"}
+
+
+def test_prompt_window_is_the_reaction_window():
+    _, log = drive(["mouth_open", "turn_left"], person())
+    assert [e.window_ms for _, e in log.of(Prompt)] == [2500, 2500]
+    assert [e.total for _, e in log.of(Prompt)] == [2, 2]
+
+
+def test_default_set_is_three_hold_actions_without_repeats():
+    assert PARAMS.default_count == 3
     rng = random.Random(7)
-    for _ in range(100):
-        picks = pick_challenges(4, rng)
-        assert all(a in ACTIONS for a in picks)
-        assert all(a != b for a, b in zip(picks, picks[1:]))
+    seen = set()
+    for _ in range(200):
+        picks = pick_challenges(PARAMS.default_count, rng)
+        assert len(picks) == 3 and all(a in HOLD_ACTIONS for a in picks)
+        assert all(a != b for a, b in itertools.pairwise(picks))
+        seen.update(picks)
+    assert seen == set(HOLD_ACTIONS)
 
 
 @pytest.mark.parametrize("value,expected", [
     ("blink,mouth", ["blink", "mouth"]), (["turn_left"], ["turn_left"]),
-    (" Blink , MOUTH ", ["blink", "mouth"]),
+    (" Eyes_Closed , MOUTH_open ", ["eyes_closed", "mouth_open"]),
+    ("eyes_closed,blink,turn_right", ["eyes_closed", "blink", "turn_right"]),
 ])
 def test_parse_lists(value, expected):
     assert parse_challenges(value) == expected
 
 
-@pytest.mark.parametrize("value", ["wink", "", "-1", "99", ["blink"] * 7])
+@pytest.mark.parametrize("value", ["wink", "", "-1", "99", ["blink"] * 7, "open_mouth"])
 def test_parse_rejects_bad_values(value):
     with pytest.raises(ValueError):
         parse_challenges(value)
 
 
-def test_parse_count_draws_that_many():
-    assert len(parse_challenges("3")) == 3 and parse_challenges(0) == []
+def test_parse_count_draws_that_many_hold_actions():
+    picks = parse_challenges("3", rng=random.Random(1))
+    assert len(picks) == 3 and all(a in HOLD_ACTIONS for a in picks)
+    assert parse_challenges(0) == []
+    assert set(ACTIONS) == set(HOLD_ACTIONS) | set(LEGACY_ACTIONS)
+
+
+def test_unknown_action_in_a_script_is_refused():
+    with pytest.raises(ValueError):
+        ChallengeScript(["wink"], PARAMS, random.Random(0))

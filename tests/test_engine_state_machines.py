@@ -3,6 +3,8 @@ the decision policy on synthetic evidence."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
 from service.liveness.decision import VideoPolicy, decide
@@ -46,14 +48,15 @@ def test_identity_track_reports_another_person_after_two_samples():
     rng = np.random.default_rng(1)
     person_a = unit(rng.normal(size=128))
     person_b = unit(rng.normal(size=128))
-    track = IdentityTrack(ReplacementParams(interval_s=0.5))
+    track = IdentityTrack(ReplacementParams(interval_min_s=0.3, interval_max_s=0.7),
+                          random.Random(1))
     box = (100.0, 100.0, 120.0, 150.0)
     events = []
     for i in range(40):
         t = i / 10
         who = person_a if t < 2.0 else person_b
         noisy = unit(who + rng.normal(scale=0.03, size=128))
-        if track.wants_sample(t, box):
+        if track.wants_sample(t, box, 0.0, None):
             event = track.add(t, noisy)
             if event is not None:
                 events.append(event.t)
@@ -63,20 +66,63 @@ def test_identity_track_reports_another_person_after_two_samples():
 def test_same_person_with_noise_is_never_a_replacement():
     rng = np.random.default_rng(2)
     person = unit(rng.normal(size=128))
-    track = IdentityTrack()
+    track = IdentityTrack(rng=random.Random(2))
     for i in range(100):
         t = i / 10
-        if track.wants_sample(t, (0.0, 0.0, 100.0, 100.0)):
+        if track.wants_sample(t, (0.0, 0.0, 100.0, 100.0), 0.0, None):
             assert track.add(t, unit(person + rng.normal(scale=0.05, size=128))) is None
     assert track.event is None and track.min_cosine > 0.6
 
 
-def test_a_jump_of_the_face_box_asks_for_a_sample_at_once():
-    track = IdentityTrack(ReplacementParams(interval_s=10.0))
-    assert track.wants_sample(0.0, (0.0, 0.0, 100.0, 100.0))
+def test_a_jump_or_a_scale_change_of_the_face_box_asks_for_a_sample_at_once():
+    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    assert track.wants_sample(0.0, (0.0, 0.0, 100.0, 100.0), 0.0, None)
     track.add(0.0, unit(np.ones(128)))
-    assert not track.wants_sample(0.1, (5.0, 0.0, 100.0, 100.0))
-    assert track.wants_sample(0.2, (300.0, 0.0, 100.0, 100.0))  # moved 3 face widths
+    assert not track.wants_sample(0.1, (5.0, 0.0, 100.0, 100.0), 0.0, None)
+    assert track.wants_sample(0.2, (300.0, 0.0, 100.0, 100.0), 0.0, None)  # 3 face widths
+    track.add(0.2, unit(np.ones(128)))
+    assert not track.wants_sample(0.3, (300.0, 0.0, 110.0, 110.0), 0.0, None)
+    assert track.wants_sample(0.4, (300.0, 0.0, 150.0, 150.0), 0.0, None)  # 1.36 x the size
+
+
+def test_identity_is_sampled_only_near_frontal_and_a_due_sample_waits_for_it():
+    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    box = (0.0, 0.0, 100.0, 100.0)
+    assert not track.wants_sample(0.0, box, 0.6, None)  # turned ~35 degrees: not yet
+    assert track.wants_sample(0.1, box, 0.1, None)
+    track.add(0.1, unit(np.ones(128)))
+    assert not track.wants_sample(0.2, (300.0, 0.0, 100.0, 100.0), -0.7, None)  # jump, turned
+    assert not track.wants_sample(0.3, (300.0, 0.0, 100.0, 100.0), -0.5, None)
+    assert track.wants_sample(0.4, (300.0, 0.0, 100.0, 100.0), -0.1, None)  # deferred, now due
+    assert track.deferred == 3
+
+
+
+def test_a_change_of_look_asks_for_a_sample_at_once():
+    rng = np.random.default_rng(3)
+    look = rng.normal(size=256).astype(np.float32)
+    look = (look - look.mean()) / look.std()
+    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    box = (0.0, 0.0, 100.0, 100.0)
+    assert track.wants_sample(0.0, box, 0.0, look)
+    track.add(0.0, unit(np.ones(128)))
+    assert not track.wants_sample(0.1, box, 0.0, look + rng.normal(scale=0.2, size=256))
+    assert track.wants_sample(0.2, box, 0.0, rng.normal(size=256).astype(np.float32))
+
+
+def test_a_doubtful_sample_stays_out_of_the_anchor_and_a_decided_track_stops_sampling():
+    rng = np.random.default_rng(4)
+    a, other = unit(rng.normal(size=128)), unit(rng.normal(size=128))  # cosine ~0
+    across = unit(other - a * float(np.dot(other, a)))  # orthogonal to a
+    doubtful = unit(0.55 * a + np.sqrt(1 - 0.55**2) * across)  # cosine 0.55 to a
+    track = IdentityTrack(ReplacementParams(interval_min_s=0.1, interval_max_s=0.1))
+    box = (0.0, 0.0, 100.0, 100.0)
+    track.add(0.0, a)
+    track.add(0.1, doubtful)  # above other_cosine: not another person, but not added
+    assert track.anchor is not None and float(np.dot(track.anchor, a)) > 0.999
+    track.add(0.2, other)
+    assert track.add(0.3, other) is not None
+    assert not track.wants_sample(5.0, box, 0.0, None) and track.samples == 4
 
 
 def face_landmarks(nose_dx: float, squeeze: float) -> np.ndarray:
@@ -104,10 +150,11 @@ def test_planarity_flat_picture_vs_turning_head():
     assert not still.planar and still.median_ratio is None  # no motion: says nothing
 
 
-def evidence(events: list[str], tracked: int = 50, analysed: int = 50) -> ClipEvidence:
+def evidence(events: list[str], tracked: int = 50, analysed: int = 50,
+             samples: int = 3) -> ClipEvidence:
     return ClipEvidence(analysed=analysed, with_face=tracked, competing=0,
                         events=[CueEvent(k, 1.0 + i, {}) for i, k in enumerate(events)],
-                        best=None, planarity={"planar": False}, identity={},
+                        best=None, planarity={"planar": False}, identity={"samples": samples},
                         duration_s=5.0, mouth_moved=events.count("mouth") >= 2)
 
 
@@ -136,6 +183,16 @@ def test_policy_replacement_poor_tracking_and_unjudged_best_frame_are_not_live()
     assert not decide(evidence(["blink"], tracked=20), Pad(0.99), "", policy).live
     unjudged = decide(evidence(["blink"]), None, "image too blurred", policy)
     assert not unjudged.live and unjudged.value == 0.0
+
+
+def test_policy_live_needs_the_identity_checked_at_least_twice():
+    policy = VideoPolicy()
+    assert decide(evidence(["blink"], samples=2), Pad(0.97), "", policy).live
+    for samples in (0, 1):
+        once = decide(evidence(["blink"], samples=samples), Pad(0.97), "", policy)
+        assert not once.live and "identity checked fewer than 2 times" in once.reasons
+    streamed = decide(evidence([], samples=1), Pad(0.97), "", policy, challenges_met=True)
+    assert not streamed.live
 
 
 def test_policy_in_a_stream_uses_the_challenges():

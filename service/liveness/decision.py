@@ -1,11 +1,11 @@
 """Fuse clip evidence into the vendor's video-liveness answer.
 
 Default policy (spec section 1, configurable through VideoPolicy): "Living body" only
-when one face is tracked through most of the clip, no replacement is seen, no planar
-(photo/screen) motion is seen, silent liveness on the best frame says live, and at least
-one active cue happened (a blink or mouth movement; in a streaming session: every
-challenge met in order within its deadline). The yes/no cue fields report what was
-observed, whatever the verdict.
+when one face is tracked through most of the clip, its identity was checked at least
+twice and no replacement is seen, no planar (photo/screen) motion is seen, silent
+liveness on the best frame says live, and at least one active cue happened (a blink
+or mouth movement; in a streaming session: every challenge met in order within its
+deadline). The yes/no cue fields report what was observed, whatever the verdict.
 
 Decision value (0-100.0) is the silent-liveness probability of the best frame, scaled
 down by each failed condition, and kept on the same side of 50 as the verdict, so the
@@ -15,7 +15,6 @@ number and the words never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 from service.liveness.engine import ClipEvidence
@@ -40,6 +39,10 @@ class VideoPolicy:
     # cue fired on too few tilted photos and on one real clip, so it is reported in
     # `detail` but does not decide until it is better than that.
     planarity_veto: bool = False
+    # Identity samples a live verdict needs: with one, nothing was compared, so a
+    # replacement could not have been seen. Samples come every 0.5-2.5 s of near-frontal
+    # face (ReplacementParams), so any clip or session with ~3 s of frontal face has 2.
+    min_identity_samples: int = 2
 
 
 @dataclass
@@ -82,6 +85,10 @@ def decide(evidence: ClipEvidence, pad: LivenessJudgement | None, pad_problem: s
     if planar:
         reasons.append("the face moved like a flat picture")
         factor *= 0.3
+    samples = evidence.identity.get("samples", 0)
+    if not isinstance(samples, int) or samples < policy.min_identity_samples:
+        reasons.append(f"identity checked fewer than {policy.min_identity_samples} times")
+        factor *= 0.5
     if challenges_met is False:
         reasons.append("challenges not met")
         factor *= 0.4

@@ -7,13 +7,15 @@ caller owns the clock (frame times), the threads, and what to do with the eviden
 Per analysed frame: FaceMesh landmarks (478 points); the main face is the one that
 continues the track (closest to the last box), else the largest; then the eye and mouth
 aspect ratios feed the blink and mouth detectors, the nose yaw feeds the turn detector,
-the face shape feeds the planarity detector, an embedding every `interval_s` (or
-right after a jump) feeds the identity track, and the frame is offered to the
-best-frame keeper.
+the face shape feeds the planarity detector, an embedding at random times (and at once
+on a break in the face track; near-frontal frames only) feeds the identity track, and
+the frame is offered to the best-frame keeper. Every analysed frame also gets an
+ActionState (holds.py: eyes closed, mouth wide open, head turned) for the challenge script.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -22,9 +24,10 @@ import numpy as np
 from service.liveness.best_frame import BestFrame, BestFrameKeeper, FrameQuality, face_crop_stats
 from service.liveness.blink import BlinkDetector, BlinkParams
 from service.liveness.geometry import eye_centres, eye_openness, face_box, mouth_aspect_ratio
+from service.liveness.holds import ActionState, HoldParams, HoldTracker, no_face
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.liveness.planarity import PlanarityDetector, PlanarityParams
-from service.liveness.replacement import IdentityTrack, ReplacementParams
+from service.liveness.replacement import IdentityTrack, ReplacementParams, face_look
 from service.liveness.turns import TurnDetector, TurnParams, nose_yaw
 from service.video.frames import Frame
 from service.vision.detection import Detection, iou
@@ -46,6 +49,7 @@ class EngineParams:
     turn: TurnParams = field(default_factory=TurnParams)
     replacement: ReplacementParams = field(default_factory=ReplacementParams)
     planarity: PlanarityParams = field(default_factory=PlanarityParams)
+    holds: HoldParams = field(default_factory=HoldParams)
     # a second face at least this fraction of the main face's area competes with it;
     # the whole frame is searched for other faces (BlazeFace) this often, in seconds:
     # once a second costs ~0.3 ms per analysed frame (asking FaceMesh for two faces on
@@ -84,6 +88,7 @@ class FrameReport:
     faces: int
     hints: tuple[str, ...]
     events: tuple[CueEvent, ...]
+    state: ActionState  # what the challenge script reads (face=False without a face)
 
 
 @dataclass
@@ -122,14 +127,18 @@ def as_detection(landmarks: np.ndarray) -> Detection:
 
 class LivenessEngine:
     def __init__(self, landmarker: Landmarker, embed: Embed,
-                 params: EngineParams = EngineParams()) -> None:
+                 params: EngineParams = EngineParams(),
+                 rng: random.Random | None = None) -> None:
+        """`rng` draws the identity sampling times (seeded in tests; by default from
+        the OS, so a recording cannot know when the identity will be checked)."""
         self.params = params
         self._landmarker = landmarker
         self._embed = embed
         self.blink = BlinkDetector(params.blink)
         self.mouth = MouthDetector(params.mouth)
         self.turn = TurnDetector(params.turn)
-        self.identity = IdentityTrack(params.replacement)
+        self.holds = HoldTracker(params.holds)
+        self.identity = IdentityTrack(params.replacement, rng or random.Random())
         self.planarity = PlanarityDetector(params.planarity)
         self.best = BestFrameKeeper()
         self.events: list[CueEvent] = []
@@ -174,7 +183,7 @@ class LivenessEngine:
             self.identity.lost()
             self.planarity.reset()
             self._last = None
-            return FrameReport(t, 0, ("no face",), ())
+            return FrameReport(t, 0, ("no face",), (), no_face(t))
         lm = self._main_face(faces)
         box = face_box(lm)
         competing = self._competing(t, frame.image, box)
@@ -195,6 +204,7 @@ class LivenessEngine:
             events.append(CueEvent("mouth", mouth.end_t, {
                 "start": mouth.start_t, "amplitude": mouth.amplitude}))
         turn = self.turn.update(t, yaw)
+        state = self.holds.update(t, lm)
         if turn is not None:
             events.append(CueEvent(turn.action, turn.t, {"yaw": turn.yaw}))
 
@@ -202,7 +212,7 @@ class LivenessEngine:
         baseline = self.blink.baseline
         eyes_open = (ear_l + ear_r) / 2 / baseline if baseline else 0.5
         self.planarity.update(t, lm, eyes_open >= 0.85)
-        if self.identity.wants_sample(t, box):
+        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box)):
             replaced = self.identity.add(t, self._embed(frame.image, detection))
             if replaced is not None:
                 events.append(CueEvent("replacement", replaced.t, {"cosine": replaced.cosine}))
@@ -227,7 +237,7 @@ class LivenessEngine:
                 hints.append("hold still")
         self._last = (t, box)
         self.events.extend(events)
-        return FrameReport(t, len(faces), tuple(hints), tuple(events))
+        return FrameReport(t, len(faces), tuple(hints), tuple(events), state)
 
     def evidence(self) -> ClipEvidence:
         return ClipEvidence(
@@ -235,7 +245,8 @@ class LivenessEngine:
             events=list(self.events), best=self.best.best, candidates=list(self.best.frames),
             planarity=self.planarity.to_json(),
             identity={"replaced": self.identity.event is not None,
-                      "samples": len(self.identity.cosines) + (self.identity.anchor is not None),
+                      "samples": self.identity.samples,
+                      "deferred_while_turned": self.identity.deferred,
                       "min_cosine": None if self.identity.min_cosine is None
                       else round(self.identity.min_cosine, 3)},
             duration_s=(self._last_t - (self._first_t or 0.0)),
