@@ -1,9 +1,12 @@
 """A real aiortc WHIP client for tests and benchmarks: streams a clip, records messages.
 
 It does what a kiosk or SDK client does: opens the `liveness` data channel, offers
-its camera (here: a clip, looped, paced in real time) as VP8 or H.264, POSTs the offer
-to the session's WHIP URL with the bearer token, and listens. It answers nothing on
-the data channel: the challenges are met (or not) by what the clip shows.
+its camera as VP8 or H.264, POSTs the offer to the session's WHIP URL with the bearer
+token, and listens. Its camera is either a clip looped in real time (ClipTrack: it
+ignores every prompt, as a replayed recording does) or ActingTrack, a simulated person
+who follows the prompts with real frames (see there what is simulated). EventStream
+reads the session's events stream (SSE), as a screen paired with a push-only WHIP
+client does.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import fractions
 import json
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +54,157 @@ class ClipTrack(MediaStreamTrack):
         return frame
 
 
+@dataclass(frozen=True)
+class Performance:
+    """Real frames of one action: going into it, the held state (repeated, with sensor
+    noise, until the release; played once for a legacy `blink` / `mouth`, which have no
+    release), and coming out of it."""
+
+    onset: list[np.ndarray]
+    hold: list[np.ndarray]
+    offset: list[np.ndarray]
+    until_release: bool = True
+
+
+def performance(frames: list[np.ndarray], span: tuple[int, int], held: tuple[int, int],
+                until_release: bool = True) -> Performance:
+    """An action cut from a real clip: the frames of `span` (inclusive; e.g. a labelled
+    blink of labels.json) with `held` (inclusive) the frames where the action is fully
+    on (the eyes shut, the mouth widest), measured by the caller; a labelled blink's
+    range also holds its slow reopening, so its middle is not necessarily shut."""
+    (first, last), (on, off) = span, held
+    return Performance(onset=frames[first:on], hold=frames[on:off + 1],
+                       offset=frames[off + 1:last + 1], until_release=until_release)
+
+
+class ActingTrack(MediaStreamTrack):
+    """A simulated honest person in front of a camera, built from real frames.
+
+    Between prompts it shows `neutral` frames (played forward and back, so there is no
+    cut). On a `challenge` message for an action it has a Performance for, it waits a
+    human reaction time drawn from `reaction_s` (seeded), plays the onset frames, then
+    repeats the held frames with a little Gaussian sensor noise until the `release`
+    message plus another reaction time, plays the offset frames and returns to neutral
+    (a legacy `blink` / `mouth`: the frames once, no release to wait for).
+
+    What is simulated: the timing (reaction times are drawn, not measured on people),
+    the hold (a few real frames repeated with noise, not a person holding still), and
+    the cut between the neutral clip and the action frames (same clip and person, but
+    the action frames come from another moment of it). An action it has no frames for
+    (turns: ../shared/data has no head-turning footage) is ignored, like a person who
+    did not understand the prompt.
+    """
+
+    kind = "video"
+
+    def __init__(self, neutral: list[np.ndarray], actions: dict[str, Performance],
+                 seed: int, fps: float = 15.0, reaction_s: tuple[float, float] = (0.3, 1.2),
+                 noise: float = 2.0) -> None:
+        super().__init__()
+        self.neutral = neutral
+        self.actions = actions
+        self.fps = fps
+        self.reaction_s = reaction_s
+        self.noise = noise
+        self.rng = random.Random(seed)
+        self.noise_rng = np.random.default_rng(seed)
+        self.sent = 0
+        self._start: float | None = None
+        self._neutral_at = 0
+        self._action: Performance | None = None
+        self._onset_at = 0.0  # monotonic time the current action starts
+        self._release_at: float | None = None
+        self.performed: list[tuple[str, float, float | None]] = []  # (action, onset, release)
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if message.get("type") == "challenge" and message.get("action") in self.actions:
+            act = self._action = self.actions[message["action"]]
+            self._onset_at = now + self.rng.uniform(*self.reaction_s)
+            self._release_at = None if act.until_release else \
+                self._onset_at + (len(act.onset) + len(act.hold)) / self.fps
+            self.performed.append((message["action"], self._onset_at, self._release_at))
+        elif message.get("type") == "release" and self._action is not None \
+                and self._release_at is None:
+            self._release_at = now + self.rng.uniform(*self.reaction_s)
+            action, onset, _ = self.performed[-1]
+            self.performed[-1] = (action, onset, self._release_at)
+
+    def _frame_at(self, now: float) -> np.ndarray:
+        act = self._action
+        if act is None or now < self._onset_at:
+            return self._next_neutral()
+        into = int((now - self._onset_at) * self.fps)
+        if into < len(act.onset):
+            return act.onset[into]
+        if self._release_at is None or now < self._release_at:
+            held = act.hold[into % len(act.hold)].astype(np.float32)
+            held += self.noise_rng.normal(0.0, self.noise, held.shape).astype(np.float32)
+            return np.clip(held, 0, 255).astype(np.uint8)
+        out = int((now - self._release_at) * self.fps)
+        if out < len(act.offset):
+            return act.offset[out]
+        self._action = None
+        return self._next_neutral()
+
+    def _next_neutral(self) -> np.ndarray:
+        period = 2 * len(self.neutral) - 2 if len(self.neutral) > 1 else 1
+        i = self._neutral_at % period
+        self._neutral_at += 1
+        return self.neutral[i if i < len(self.neutral) else period - i]
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self.sent / self.fps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        frame = av.VideoFrame.from_ndarray(self._frame_at(time.monotonic()), format="bgr24")
+        frame.pts = int(self.sent * 90000 / self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.sent += 1
+        return frame
+
+
+@dataclass
+class EventStream:
+    """A reader of GET /v1/sessions/{id}/events: collects the JSON messages until the
+    server ends the stream; `attached` is set once the server answered (from then on
+    the session counts it as a delivery path)."""
+
+    session: dict[str, Any]
+    http: aiohttp.ClientSession
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 0
+    content_type: str = ""
+    ended: bool = False
+    attached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read(self, timeout: float = 90.0, token: str | None = None) -> None:
+        """Read until the stream ends (bounded by `timeout`)."""
+        token = self.session["session_token"] if token is None else token
+        async with asyncio.timeout(timeout):
+            async with self.http.get(self.session["events_url"], headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "text/event-stream"}) as resp:
+                self.status, self.content_type = resp.status, resp.content_type
+                self.attached.set()
+                if resp.status != 200:
+                    self.messages.append(await resp.json())
+                    return
+                async for line in resp.content:
+                    if line.startswith(b"data: "):
+                        message = json.loads(line[6:])
+                        self.messages.append(message)
+                        for listener in self.listeners:
+                            listener(message)
+                self.ended = True
+
+    @property
+    def kinds(self) -> list[str]:
+        return [m["type"] for m in self.messages]
+
+
 @dataclass
 class WhipClient:
     session: dict[str, Any]
@@ -59,6 +215,8 @@ class WhipClient:
     result: asyncio.Future | None = None
     pc: RTCPeerConnection | None = None
     location: str = ""
+    # called with each data-channel message (e.g. ActingTrack.on_message)
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
 
     async def connect(self, track: MediaStreamTrack, data_channel: bool = True) -> int:
         """Offer, POST, answer; returns the WHIP HTTP status (201 when accepted)."""
@@ -72,6 +230,8 @@ class WhipClient:
                 message = json.loads(text)
                 self.messages.append(message)
                 self.received_at.append(time.monotonic())
+                for listener in self.listeners:
+                    listener(message)
                 if message.get("type") == "result" and not self.result.done():
                     self.result.set_result(message["payload"])
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
-from service.rtc.session import SessionStore
+from service.rtc.session import IllegalTransition, SessionState, SessionStore
 
 
 def store(**kw) -> SessionStore:
@@ -55,8 +55,20 @@ def test_expired_session_is_refused_and_listed_for_cleanup():
 def test_decided_session_is_forgotten_after_retention():
     s = store(result_retention_s=30.0)
     session, _ = s.create("k", [], 10.0, np.ones(128, np.float32), {}, now=0.0)
-    session.state, session.decided_at = "decided", 5.0
-    session.forget_biometrics()
+    session.advance(SessionState.CONNECTED)
+    session.advance(SessionState.DECIDING)
+    session.advance(SessionState.DECIDED, now=5.0)  # drops the biometrics
     assert session.portrait is None
     assert s.due(now=39.0)[1] == []
     assert s.due(now=40.0)[1] == [session.id]
+
+
+def test_session_state_changes_only_along_its_transitions():
+    s = store()
+    session, _ = s.create("k", [], 10.0, np.ones(128, np.float32), {}, now=0.0)
+    with pytest.raises(IllegalTransition):
+        session.advance(SessionState.DECIDED)  # never connected: nothing to decide
+    session.advance(SessionState.ENDED, now=1.0)  # DELETE before any media
+    assert not session.active and session.portrait is None and session.outbox.closed
+    with pytest.raises(IllegalTransition):
+        session.advance(SessionState.CONNECTED)  # a final state is final

@@ -20,7 +20,7 @@ from service.rtc import peer as peers
 from service.rtc.intake import LatestFrame
 from service.rtc.runner import StreamRun
 from service.rtc.sdp import TrickleCandidate
-from service.rtc.session import Session, SessionStore
+from service.rtc.session import Session, SessionState, SessionStore
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
@@ -35,7 +35,8 @@ class SessionManager:
         self.cfg = cfg
         self.store = SessionStore(
             max_active=cfg.sessions.max_active, max_per_key=cfg.sessions.per_key_per_minute,
-            per_key_window_s=60.0, result_retention_s=cfg.sessions.result_retention_s)
+            per_key_window_s=60.0, result_retention_s=cfg.sessions.result_retention_s,
+            events=cfg.sessions.events)
         self.peers: dict[str, peers.Peer] = {}
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None
@@ -54,16 +55,17 @@ class SessionManager:
         runtime = self.runtime
 
         def on_video(track: MediaStreamTrack, peer: peers.Peer) -> None:
-            run = StreamRun(session, runtime, self.cfg, peer.channel, self._decided)
+            run = StreamRun(session, runtime, self.cfg, self._decided)
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
 
-        peer, answer = await peers.answer(offer_sdp, self.cfg.ice_servers, on_video)
-        if session.state != "created":  # expired or deleted while we negotiated
+        peer, answer = await peers.answer(offer_sdp, self.cfg.ice_servers, on_video,
+                                          session.outbox.attach_channel)
+        if session.state != SessionState.CREATED:  # expired or deleted while we negotiated
             await peer.close()
             raise SessionExpired()
         self.peers[session.id] = peer
-        session.state = "connected"
+        session.advance(SessionState.CONNECTED)
         return answer
 
     def _decided(self, session: Session) -> None:
@@ -83,9 +85,8 @@ class SessionManager:
         peer = self.peers.get(session.id)
         if peer is not None:
             peer.gone.set()
-        elif session.state == "created":
-            session.state = "ended"
-            session.forget_biometrics()
+        elif session.state == SessionState.CREATED:
+            session.advance(SessionState.ENDED)
 
     async def add_candidates(self, session: Session, candidates: list[TrickleCandidate]
                              ) -> int:
@@ -106,8 +107,7 @@ class SessionManager:
             else:
                 if peer is not None:  # connected, but no video track ever came
                     await self.peers.pop(session.id).close()
-                session.state = "expired"
-                session.forget_biometrics()
+                session.advance(SessionState.EXPIRED, now)
         for session_id in forget:
             self.store.sessions.pop(session_id, None)
 
@@ -118,6 +118,12 @@ class SessionManager:
                 await self.sweep()
             except Exception:
                 log.exception("session sweep failed")
+
+    def end_event_streams(self) -> None:
+        """Shutdown: every events stream ends (after what it has queued), so the
+        server's graceful shutdown does not wait on streams that would outlive it."""
+        for session in self.store.sessions.values():
+            session.outbox.close()
 
     async def close(self) -> None:
         if self._janitor is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiortc import (
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
@@ -26,7 +27,6 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from service.errors import BadMedia
-from service.rtc.runner import Channel
 from service.rtc.sdp import ANALYSED_CODECS, TrickleCandidate
 
 log = logging.getLogger("service.rtc")
@@ -42,7 +42,6 @@ NEGOTIATION_ERRORS = (ValueError, OperationError, InvalidStateError, InvalidAcce
 @dataclass
 class Peer:
     pc: RTCPeerConnection
-    channel: Channel = field(default_factory=Channel)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -81,9 +80,11 @@ async def _drain(track: MediaStreamTrack) -> None:
 
 
 async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
-                 on_video: Callable[[MediaStreamTrack, Peer], None]) -> tuple[Peer, str]:
+                 on_video: Callable[[MediaStreamTrack, Peer], None],
+                 on_channel: Callable[[RTCDataChannel], None]) -> tuple[Peer, str]:
     """Create the peer connection for an offer that service.rtc.sdp.validate_offer
-    accepted; returns it and the SDP answer."""
+    accepted; returns it and the SDP answer. `on_channel` gets the client's
+    `liveness` data channel when it arrives."""
     # An explicit (possibly empty) server list: aiortc's default would contact a public
     # STUN server, and nothing here may reach out to the internet on its own.
     config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers])
@@ -91,9 +92,9 @@ async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
     pc = peer.pc
 
     @pc.on("datachannel")
-    def on_datachannel(dc) -> None:  # type: ignore[no-untyped-def]
-        if dc.label == "liveness" and peer.channel.dc is None:
-            peer.channel.dc = dc
+    def on_datachannel(dc: RTCDataChannel) -> None:
+        if dc.label == "liveness":
+            on_channel(dc)
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:

@@ -6,6 +6,7 @@
     PATCH  /v1/sessions/{id}/whip       trickle ICE candidates (sdpfrag), RFC 9725
     DELETE /v1/sessions/{id}/whip       hang up (the WHIP resource = the whip_url)
     GET    /v1/sessions/{id}/result     202 while running, 200 with the decision
+    GET    /v1/sessions/{id}/events     the session's messages as server-sent events
     OPTIONS on all of them              CORS preflight for browsers
 """
 
@@ -25,7 +26,7 @@ from service.payload import Payload
 from service.rtc.manager import SessionManager
 from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
-from service.rtc.session import Session
+from service.rtc.session import Session, SessionState
 from service.state import STATE, ServiceState
 
 MANAGER = web.AppKey("sessions", SessionManager)
@@ -45,6 +46,7 @@ def _session_json(request: web.Request, session: Session, token: str,
         "session_token": token,
         "whip_url": f"{base}/whip",
         "result_url": f"{base}/result",
+        "events_url": f"{base}/events",
         "ice_servers": [{"urls": [u]} for u in ice_servers],
         "expires_at": _iso(session.expires_at),
         "ttl_s": round(session.expires_at - session.created_at, 3),
@@ -57,9 +59,10 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     state: ServiceState = request.app[STATE]
     cfg = state.config
     manager = request.app[MANAGER]
+    rules = cfg.sessions.challenges
     try:
-        challenges = (parse_challenges(fields["challenges"]) if fields.get("challenges")
-                      else pick_challenges(cfg.sessions.default_challenges))
+        challenges = (parse_challenges(fields["challenges"], rules.max_count)
+                      if fields.get("challenges") else pick_challenges(rules.default_count))
     except ValueError as exc:
         raise MalformedField("challenges", "malformed", str(exc)) from None
     try:
@@ -179,13 +182,42 @@ async def result(request: web.Request) -> web.Response:
     if session.result is not None:
         return web.json_response(session.result)
     body: Payload = {"infoList": [], "messageString": {"status": "2020", "value": "pending"},
-                     "detail": {"state": session.state,
+                     "detail": {"state": session.state.value,
                                 "expires_at": _iso(session.expires_at)}}
-    if session.state in ("expired", "ended"):
+    if session.state in (SessionState.EXPIRED, SessionState.ENDED):
         body["messageString"] = {"status": SessionExpired.status,
                                  "value": f"the session {session.state} without a decision"}
         return web.json_response(body, status=410)
     return web.json_response(body, status=202)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """The session's messages as server-sent events (spec 2.1): the JSON the data
+    channel carries, one `data:` line each, from the messages already sent (bounded
+    backlog) to the `result`, then the stream ends. While it is attached, prompts count
+    as delivered: this is how a push-only WHIP client is paired with a screen.
+
+    The HTTP layer's header and body deadlines do not run while a handler works on a
+    request (service/http_server.py), so a stream lasts as long as its session; it
+    ends when the session ends, at shutdown, or when the reader falls behind."""
+    session = _session(request)
+    limits = request.app[STATE].config.sessions.events
+    subscriber = session.outbox.subscribe()
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no"})  # proxies (nginx) must not buffer the stream
+    try:
+        await response.prepare(request)
+        while (text := await subscriber.next(limits.heartbeat_s)) is not None:
+            # a comment line (":") keeps the connection alive and finds a reader that
+            # went away (the write fails)
+            await response.write(f"data: {text}\n\n".encode() if text else b":\n\n")
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the reader went away: the stream is over, there is no one to answer
+    finally:
+        session.outbox.unsubscribe(subscriber)
+    return response
 
 
 def _cors(request: web.Request) -> dict[str, str]:
@@ -218,7 +250,13 @@ def add_session_routes(app: web.Application, manager: SessionManager) -> None:
     r.add_patch("/v1/sessions/{session_id}/whip", whip_patch)
     r.add_delete("/v1/sessions/{session_id}/whip", whip_delete)
     r.add_get("/v1/sessions/{session_id}/result", result)
+    r.add_get("/v1/sessions/{session_id}/events", events)
     for path in ("/v1/sessions", "/v1/demo/sessions", "/v1/sessions/{session_id}/whip",
-                 "/v1/sessions/{session_id}/result"):
+                 "/v1/sessions/{session_id}/result", "/v1/sessions/{session_id}/events"):
         r.add_route("OPTIONS", path, preflight)
     app.on_response_prepare.append(add_cors)
+    app.on_shutdown.append(_end_event_streams)
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    app[MANAGER].end_event_streams()

@@ -1,39 +1,49 @@
-"""One streaming session's analysis: newest frame -> engine -> prompts -> decision.
+"""One streaming session's analysis: newest frame -> engine -> challenge script -> decision.
 
 The loop samples the newest received frame at the stream analysis rate (latest-frame
 wins, see intake.py), runs frame conversion and the liveness engine in the model pool
-(never on the event loop), turns cue events into challenge progress, and tells the
-client what to do over the `liveness` data channel. It ends when the challenges are
-done or failed, the session deadline passes, the peer goes away or sends no video;
-then it fuses the evidence, scores the best frame (silent liveness and, with a
-portrait, face comparison), publishes the result and drops every biometric.
+(never on the event loop), and drives the challenge script
+(service.liveness.challenges) two ways: by the clock (`tick`, every pass of the loop,
+also while no frame comes, so a prompt or a release goes out on time) and by each
+analysed frame's action state and cue events (`observe`). Every script event becomes a
+message (service.rtc.messages) sent through the session's outbox (data channel and
+events streams); for each prompt the outbox says whether anyone could receive it, and
+a prompt nobody could see ends the session as "challenges not delivered" (a recording
+pushed without a data channel or a paired screen cannot have followed it).
 
-Time: cue events carry the sampling time on our monotonic clock (seconds since the
-session started), the same clock the challenge script uses, so "a cue before its
-prompt does not count" compares like with like.
+It ends when the challenges are done or failed, the session deadline passes, the peer
+goes away or sends no video; then it fuses the evidence, scores the best frame (silent
+liveness and, with a portrait, face comparison), publishes the result and drops every
+biometric. The runner knows the outbox only (send a message, learn who it reached),
+not the peer connection.
+
+Time: frame states and cue events carry the sampling time on our monotonic clock
+(seconds since the session started), the clock `tick` is given too, so "an onset
+before its prompt" compares like with like.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import random
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from aiortc import RTCDataChannel
 
 from service.compare import match_score, prepare_face
 from service.config import Config
 from service.errors import ApiError, InternalError, RateLimited
-from service.liveness.challenges import ChallengeScript
+from service.liveness.challenges import ChallengeScript, Event, Prompt
 from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, FrameReport, LivenessEngine
 from service.payload import Payload, face_comparison_items, failure, success
+from service.rtc import messages as msg
 from service.rtc.intake import LatestFrame
-from service.rtc.session import Session
+from service.rtc.outbox import Delivery
+from service.rtc.session import Session, SessionState
 from service.video.frames import frame_from_av
 from service.video_liveness import best_frame_face, judge_best_frame
 from service.vision.embedding import cosine
@@ -42,28 +52,25 @@ from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
 
-@dataclass
-class Channel:
-    """The client's `liveness` data channel, if it opened one; sends are best effort."""
-
-    dc: RTCDataChannel | None = None
-
-    def send(self, message: dict[str, Any]) -> None:
-        # Checked and sent in one step of the event loop, so the channel cannot close in
-        # between: a message to a closed or never-opened channel is simply not sent.
-        if self.dc is not None and self.dc.readyState == "open":
-            self.dc.send(json.dumps(message))
+NOT_DELIVERED = "challenges not delivered"
+# The evidence of a stream whose peer never sent a frame (its engine was never built).
+NO_FRAMES = ClipEvidence(analysed=0, with_face=0, competing=0, events=[], best=None,
+                         planarity={}, identity={}, duration_s=0.0)
 
 
 class StreamRun:
     def __init__(self, session: Session, runtime: ModelRuntime, cfg: Config,
-                 channel: Channel, on_done: Callable[[Session], None]) -> None:
+                 on_done: Callable[[Session], None]) -> None:
         self.session = session
         self.runtime = runtime
         self.cfg = cfg
-        self.channel = channel
+        self.outbox = session.outbox
         self.on_done = on_done
-        self.script = ChallengeScript(list(session.challenges), cfg.sessions.challenge_time_s)
+        # the prompts' timing must be unpredictable: the system's random source
+        self.script = ChallengeScript(list(session.challenges), cfg.sessions.challenges,
+                                      random.SystemRandom())
+        self.begun = False  # the script was told a face is in view
+        self.deliveries: list[Delivery] = []  # per prompt sent, who it reached
         self.landmarker: FaceLandmarker | None = None
         self.engine: LivenessEngine | None = None
         self.t0 = time.monotonic()
@@ -77,8 +84,6 @@ class StreamRun:
     # --- the loop ---------------------------------------------------------------
 
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
-        self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
-        self.engine = LivenessEngine(self.landmarker, self.runtime.embed, self.cfg.engine)
         period = 1.0 / self.cfg.sessions.analysis_fps
         deadline = self.session.expires_at - time.time() + time.monotonic()
         try:
@@ -88,7 +93,7 @@ class StreamRun:
             raise
         finally:
             await intake.close()
-            if not self.ended_by == "cancelled":
+            if self.ended_by != "cancelled":
                 await self._finish()
             self._forget()
 
@@ -100,23 +105,16 @@ class StreamRun:
                 return "peer disconnected"
             if time.monotonic() >= deadline:
                 return "session deadline"
-            if self.script.tick(self.now()):
-                challenge = self.script.failed_challenge
-                self.channel.send({"type": "challenge_failed",
-                                   "action": challenge.action if challenge else None})
-                return "challenge deadline"
-            observed = (self.first_face_t is not None and self.now() - self.first_face_t
-                        >= self.cfg.sessions.min_observation_s)
-            if self.script.finished and self.script.started and observed:
-                return "challenges done"
-            if not self.session.challenges and self.first_face_t is not None and \
-                    self.now() - self.first_face_t >= self.cfg.sessions.challenge_time_s:
-                return "observation time done"  # no prompts: watch for a fixed time
+            if self.begun and (ended := self._send(self.script.tick(self.now()))):
+                return ended
+            if (ended := self._done()):
+                return ended
             wait = max(0.0, next_at - time.monotonic())
             if wait:
                 await asyncio.sleep(wait)
             next_at = max(next_at + period, time.monotonic())
-            frame = await intake.next(timeout=0.5)
+            # wait for a frame at most one period: the script's clock keeps ticking
+            frame = await intake.next(timeout=period)
             if frame is None:
                 silent_for = time.monotonic() - (intake.last_arrival or self.t0)
                 if intake.ended:
@@ -125,11 +123,32 @@ class StreamRun:
                     return "no video received"
                 continue
             t = self.now()
+            if self.engine is None:
+                # built at the first frame: a peer that never sends video (an abandoned
+                # or hostile offer) holds no FaceMesh graph while it times out
+                self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
+                self.engine = LivenessEngine(self.landmarker, self.runtime.embed,
+                                             self.cfg.engine)
             try:
                 report = await self.runtime.run(self._analyse, frame, t)
             except RateLimited:
                 continue  # the pool is saturated: skip this frame, keep the newest next
-            self._react(report)
+            if (ended := self._react(report)):
+                return ended
+
+    def _done(self) -> str:
+        """Why the stream ends now ("" while it goes on)."""
+        if self.first_face_t is None:
+            return ""
+        watched = self.now() - self.first_face_t
+        if not self.session.challenges:  # no prompts: watch for a fixed time
+            return "observation time done" if watched >= self.cfg.sessions.observation_s \
+                else ""
+        if self.script.finished and not self.script.passed:
+            return "challenge failed"
+        if self.script.finished and watched >= self.cfg.sessions.min_observation_s:
+            return "challenges done"
+        return ""
 
     def _analyse(self, av_frame: Any, t: float) -> FrameReport:
         """In a model worker thread: convert and feed the engine (one frame at a time,
@@ -138,38 +157,43 @@ class StreamRun:
         frame = frame_from_av(av_frame, self.engine.analysed, t, self.cfg.media.work_side)
         return self.engine.feed(frame)
 
-    def _react(self, report: FrameReport) -> None:
+    def _react(self, report: FrameReport) -> str:
+        """One analysed frame: progress hints, then the script; why the stream ends
+        now ("" while it goes on)."""
         hints = report.hints
         if hints != self.last_hints:
-            self.channel.send({"type": "progress", "hints": list(hints), "faces": report.faces})
+            self.outbox.send(msg.Progress(hints, report.faces))
             self.last_hints = hints
         if report.faces and self.first_face_t is None:
             self.first_face_t = report.t
-        if report.faces and "several faces" not in hints and not self.script.started:
-            self._prompt(self.script.start(report.t))
-        for event in report.events:
-            met, following = self.script.on_cue(event.kind, event.t)
-            if met is not None:
-                index = self.script.challenges.index(met)
-                self.channel.send({"type": "challenge_met", "action": met.action,
-                                   "index": index})
-                self._prompt(following)
+        if not self.session.challenges:
+            return ""
+        if not self.begun and report.faces and "several faces" not in hints:
+            self.script.begin(report.t)  # the first random pause starts
+            self.begun = True
+        if not self.begun:
+            return ""
+        return self._send(self.script.observe(report.state, report.events))
 
-    def _prompt(self, challenge: Any) -> None:
-        if challenge is None:
-            return
-        self.channel.send({
-            "type": "challenge", "action": challenge.action,
-            "index": self.script.challenges.index(challenge),
-            "total": len(self.script.challenges),
-            "deadline_ms": int(self.cfg.sessions.challenge_time_s * 1000),
-        })
+    def _send(self, events: list[Event]) -> str:
+        """Send the script's events; "challenges not delivered" when a prompt reached
+        neither an open data channel nor an events subscriber (then the session ends:
+        nobody could have followed it, so nothing after it proves anything)."""
+        for event in events:
+            delivery = self.outbox.send(msg.from_script(event))
+            if isinstance(event, Prompt):
+                self.deliveries.append(delivery)
+                if not delivery.reached:
+                    self.outbox.send(msg.ChallengeFailed(event.action, event.index,
+                                                         "not_delivered"))
+                    return NOT_DELIVERED
+        return ""
 
     # --- the decision -------------------------------------------------------------
 
     async def _finish(self) -> None:
-        self.session.state = "deciding"
-        self.channel.send({"type": "deciding"})
+        self.session.advance(SessionState.DECIDING)
+        self.outbox.send(msg.Deciding())
         try:
             payload = await self.runtime.run(self._decide, required=True)
         except ApiError as exc:
@@ -180,19 +204,20 @@ class StreamRun:
             log.exception("session decision failed")
             payload = failure(InternalError.status, InternalError.message)
         self.session.result = payload
-        self.session.state = "decided"
-        self.session.decided_at = time.time()
-        self.channel.send({"type": "result", "payload": payload})
+        self.outbox.send(msg.Result(payload))
+        self.session.advance(SessionState.DECIDED)
         self.on_done(self.session)
 
     def _decide(self) -> Payload:
         """In a model worker thread."""
-        assert self.engine is not None
-        evidence = self.engine.evidence()
-        challenges_met = self.script.passed if self.session.challenges else None
+        evidence = self.engine.evidence() if self.engine is not None else NO_FRAMES
+        delivered = all(d.reached for d in self.deliveries)
+        challenges_met = (self.script.passed and delivered) if self.session.challenges \
+            else None
         seconds = max(self.now(), 1e-6)
         detail_extra = {"ended_by": self.ended_by,
-                        "challenges": [c.to_json() for c in self.script.challenges],
+                        "challenges": self.script.to_json(),
+                        "challenge_delivery": [d.to_json() for d in self.deliveries],
                         "stream_seconds": round(seconds, 3),
                         "analysed_fps": round(evidence.analysed / seconds, 2)}
         if evidence.with_face == 0 or evidence.best is None:
@@ -201,6 +226,8 @@ class StreamRun:
         else:
             pad, problem = judge_best_frame(self.runtime, evidence, self.cfg)
             decision = decide(evidence, pad, problem, self.cfg.video_policy, challenges_met)
+            if not delivered:  # the failed condition is that nobody saw the prompts
+                decision.reasons[decision.reasons.index("challenges not met")] = NOT_DELIVERED
             items = decision.veritems()
             if self.session.portrait is not None:
                 items += self._compare(evidence, decision)

@@ -1,9 +1,11 @@
 """Verification sessions: creation, single-use tokens, limits, expiry, and forgetting.
 
 A session is bound to this process (it holds the peer connection). Its token authorises
-exactly one WHIP offer, then the session's DELETE and result look-ups. Biometric data
+exactly one WHIP offer, then the session's DELETE, result and events look-ups. Biometric data
 (the portrait embedding, frames, the best frame) live only in the session object and
-are dropped when the decision is made or the session expires.
+are dropped when the decision is made or the session expires. Its state changes only
+through `Session.advance`, along the transitions listed in TRANSITIONS; reaching a final
+state drops the biometrics and ends the session's events streams (its outbox).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
+from service.liveness.challenges import ChallengeParams
+from service.rtc.outbox import Outbox, OutboxLimits
 from service.rtc.sdp import SdpLimits
 
 
@@ -32,9 +37,12 @@ class SessionSettings:
     # Sessions one API key may create per minute (attempt limit against brute force
     # and runaway retry loops).
     per_key_per_minute: int = 30
-    default_challenges: int = 2
-    # Seconds the person has for each prompt.
-    challenge_time_s: float = 7.0
+    # The hold-and-release challenges: timing rules, default and largest sets.
+    challenges: ChallengeParams = field(default_factory=ChallengeParams)
+    # A session created with no challenges (`challenges=0`) watches the face this long:
+    # the old per-prompt time, in which the ZJU/GRID clips always showed a blink or
+    # mouth movement and the best-frame choice had settled (min_observation_s).
+    observation_s: float = 7.0
     # Frames analysed per second in a stream: 10 sees every blink (>= 100 ms) at least
     # once and leaves CPU for many streams per core.
     analysis_fps: float = 10.0
@@ -49,6 +57,38 @@ class SessionSettings:
     result_retention_s: float = 300.0
     # What a WHIP offer or trickle fragment may hold (service/rtc/sdp.py).
     sdp: SdpLimits = field(default_factory=SdpLimits)
+    # Events-stream subscribers and their queues (service/rtc/outbox.py).
+    events: OutboxLimits = field(default_factory=OutboxLimits)
+
+
+class SessionState(StrEnum):
+    """Where a session is; changed only through `Session.advance`."""
+
+    CREATED = "created"  # waiting for its one WHIP offer
+    CONNECTED = "connected"  # a peer connection; analysing once video comes
+    DECIDING = "deciding"  # the analysis ended; the decision is being computed
+    DECIDED = "decided"  # the result is stored (readable until result retention ends)
+    EXPIRED = "expired"  # its TTL passed with no video to decide on
+    ENDED = "ended"  # DELETE before any media
+
+
+ACTIVE_STATES = frozenset({SessionState.CREATED, SessionState.CONNECTED,
+                           SessionState.DECIDING})
+FINAL_STATES = frozenset({SessionState.DECIDED, SessionState.EXPIRED, SessionState.ENDED})
+TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    SessionState.CREATED: frozenset({SessionState.CONNECTED, SessionState.EXPIRED,
+                                     SessionState.ENDED}),
+    # a peer whose video never came expires; one with video is decided
+    SessionState.CONNECTED: frozenset({SessionState.DECIDING, SessionState.EXPIRED}),
+    SessionState.DECIDING: frozenset({SessionState.DECIDED}),
+    SessionState.DECIDED: frozenset(),
+    SessionState.EXPIRED: frozenset(),
+    SessionState.ENDED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: code tried to move a session along a path the state machine lacks."""
 
 
 @dataclass
@@ -61,16 +101,26 @@ class Session:
     expires_at: float
     portrait: np.ndarray | None = None  # embedding only, never the image
     portrait_detail: dict[str, Any] | None = None
-    # created -> connected -> deciding -> decided; created -> expired | ended (DELETE
-    # before any media)
-    state: str = "created"
+    outbox: Outbox = field(default_factory=Outbox)
+    state: SessionState = SessionState.CREATED
     offered: bool = False
     result: dict[str, Any] | None = None
-    decided_at: float | None = None
+    decided_at: float | None = None  # when it reached a final state
 
     @property
     def active(self) -> bool:
-        return self.state in ("created", "connected", "deciding")
+        return self.state in ACTIVE_STATES
+
+    def advance(self, to: SessionState, now: float | None = None) -> None:
+        """The one way a session changes state. A final state drops the biometrics and
+        ends the events streams (after the messages already sent)."""
+        if to not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"session {self.state} -> {to}")
+        self.state = to
+        if to in FINAL_STATES:
+            self.decided_at = time.time() if now is None else now
+            self.forget_biometrics()
+            self.outbox.close()
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -90,6 +140,7 @@ class SessionStore:
     max_per_key: int  # sessions a key may create per window
     per_key_window_s: float
     result_retention_s: float
+    events: OutboxLimits = field(default_factory=OutboxLimits)
     sessions: dict[str, Session] = field(default_factory=dict)
     _created_by_key: dict[str, deque[float]] = field(default_factory=dict)
 
@@ -120,6 +171,7 @@ class SessionStore:
             token_digest=hashlib.sha256(token.encode()).digest(),
             challenges=challenges, created_at=now, expires_at=now + ttl_s,
             portrait=portrait, portrait_detail=portrait_detail,
+            outbox=Outbox(self.events),
         )
         self.sessions[session.id] = session
         return session, token
@@ -132,7 +184,7 @@ class SessionStore:
         if token is not None:
             session.check_token(token)
         now = time.time() if now is None else now
-        if not allow_expired and session.state == "expired":
+        if not allow_expired and session.state == SessionState.EXPIRED:
             raise SessionExpired()
         if not allow_expired and session.active and session.expired(now):
             raise SessionExpired()
