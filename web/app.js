@@ -8,13 +8,14 @@
  *     session your backend created with `POST /v1/sessions`. It is read once and removed
  *     from the address bar. The ID photo picker is hidden: your backend attached it.
  *   - otherwise the demo endpoint `POST /v1/demo/sessions` (enabled only on demo servers).
- *     `?challenges=blink,mouth` or `?challenges=1` chooses the prompts (default 2).
+ *     `?challenges=eyes_closed,turn_left` or `?challenges=1` chooses the prompts (default:
+ *     the service's set).
  *
  * `<body data-state>` is one of idle | camera | connecting | prompt | deciding | result |
  * error, and `<body data-challenge>` names the prompt on screen, for tests and styling.
  */
 
-import { start, VerifyError } from './verify.js';
+import { describeFailure, start, VerifyError } from './verify.js';
 
 const DEMO_ENDPOINT = '/v1/demo/sessions';
 // The service refuses requests over 10 MB; base64 adds a third.
@@ -53,7 +54,7 @@ function takeSessionFromUrl() {
 
 function challengesFromUrl() {
   const raw = new URL(window.location.href).searchParams.get('challenges');
-  if (!raw) return 2;
+  if (!raw) return null;
   if (/^\d+$/.test(raw)) return Number(raw);
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -66,6 +67,8 @@ const integratorSession = fromUrl.session;
 let sessionConsumed = false;
 let portraitFile = null;
 let running = null;
+// The last challenge_failed message of the current run: the result says what went wrong.
+let failure = null;
 
 function setState(state) {
   body.dataset.state = state;
@@ -161,11 +164,20 @@ function showResult(payload) {
     verdict = 'fail';
     title = "The face doesn't match the ID photo";
     text = 'A live person was seen, but not the person on the ID photo.';
+  } else if (failure) {
+    verdict = 'fail';
+    title = "We couldn't confirm a live person";
+    const [what, todo] = describeFailure(failure.reason);
+    text = `${what}. ${todo}`;
   } else {
     verdict = 'fail';
     title = "We couldn't confirm a live person";
     text = 'Try again in good light, facing the camera, and follow each prompt.';
   }
+  if (verdict === 'fail' && integratorSession) {
+    text += ' This link works only once: go back to the site that sent you here to try again.';
+  }
+  $('again').textContent = verdict === 'fail' ? 'Retry' : 'Start again';
   $('verdict').dataset.verdict = verdict;
   $('result-title').textContent = title;
   $('result-text').textContent = text;
@@ -176,6 +188,10 @@ function showResult(payload) {
   if (f.blink !== undefined) rows.push(['Blinking seen', yesNo(f.blink)]);
   if (f.mouth !== undefined) rows.push(['Mouth movement seen', yesNo(f.mouth)]);
   if (f.replaced !== undefined) rows.push(['Face replaced during the video', yesNo(f.replaced)]);
+  const prompts = payload?.detail?.challenges;
+  if (Array.isArray(prompts) && prompts.length) {
+    rows.push(['Prompts followed', `${prompts.filter((c) => c?.met_at != null).length} of ${prompts.length}`]);
+  }
   if (f.match !== undefined) rows.push(['Same person as the ID photo', `${yesNo(f.match)}${f.matchScore ? ` (score ${f.matchScore})` : ''}`]);
   $('facts').replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
@@ -225,6 +241,7 @@ async function run() {
   const abort = new AbortController();
   running = abort;
   delete body.dataset.error;
+  failure = null;
   setState('camera');
   try {
     if (integratorSession && sessionConsumed) {
@@ -243,6 +260,7 @@ async function run() {
         if (event.type === 'state' && event.state !== 'camera') sessionConsumed = Boolean(integratorSession);
         if (event.type === 'challenge') body.dataset.challenge = event.action;
         else if (['challenge_met', 'challenge_failed', 'deciding'].includes(event.type)) delete body.dataset.challenge;
+        if (event.type === 'challenge_failed') failure = event;
       },
     });
     showResult(payload);
@@ -257,6 +275,10 @@ async function run() {
 $('start').addEventListener('click', run);
 $('retry').addEventListener('click', run);
 $('again').addEventListener('click', () => {
+  if ($('verdict').dataset.verdict === 'fail') {
+    run();
+    return;
+  }
   setState('idle');
   focusHeading('intro-title');
 });

@@ -11,22 +11,29 @@
  *             POSTed `{"challenges", "portrait"}` as JSON, e.g. the demo endpoint
  *             `/v1/demo/sessions`.
  * container   Element in which the camera preview (mirrored), the face oval, the
- *             current prompt with its countdown and the positioning hints are drawn
- *             (inside a shadow root, so the host page's CSS does not leak in).
+ *             current prompt with an animation of what to do and the positioning hints
+ *             are drawn (inside a shadow root, so the host page's CSS does not leak in).
  * portrait    Optional ID portrait: base64 string, data: URL, or a File/Blob. Only sent
  *             when sessionUrl is an endpoint URL; a session object already carries the
  *             portrait your backend attached.
  * onEvent     Optional callback, called with:
  *               {type: 'state', state}  state: camera | connecting | prompt | deciding | result
  *               {type: 'session', session}  the session in use (token removed)
- *               and every data-channel message as received: {type: 'progress', hints,
- *               faces}, {type: 'challenge', action, index, total, deadline_ms},
- *               {type: 'challenge_met', action, index}, {type: 'challenge_failed', action},
- *               {type: 'deciding'},
- *               {type: 'result', payload}.
- * Other options: challenges (count or list, endpoint URL only; default 2), stream (a
- * MediaStream you already opened; it is then not stopped at the end), signal (an
- * AbortSignal that cancels the session).
+ *               and every data-channel message as received (spec section 2.1):
+ *               {type: 'progress', hints, faces},
+ *               {type: 'challenge', action, index, total, window_ms},
+ *               {type: 'release', action, index},
+ *               {type: 'challenge_met', action, index},
+ *               {type: 'challenge_failed', action, index, reason},
+ *               {type: 'deciding'}, {type: 'result', payload}.
+ *             Fields this version does not know are passed on and otherwise ignored.
+ * Other options: challenges (count or list, endpoint URL only; default: the service's
+ * choice), stream (a MediaStream you already opened; it is then not stopped at the
+ * end), signal (an AbortSignal that cancels the session).
+ *
+ * Call start() from a click (or key) handler: the camera permission prompt expects one,
+ * and the tone that tells a person with closed eyes to open them may only play in a
+ * page the person has interacted with (browsers' autoplay rules).
  *
  * Resolves with the vendor envelope of the decision ({infoList, messageString, detail}),
  * from the data channel's `result` message, or from `GET result_url` (Bearer token) when
@@ -40,12 +47,62 @@
  * one answer; the `Location` resource is DELETEd at the end.
  */
 
+/**
+ * What each challenge action asks, in words. `say` is the instruction; hold-and-release
+ * actions also have `hold` (shown once the person has had time to react: the page is
+ * not told when the service saw the action start) and `release` (said when the
+ * service's `release` message arrives, at a moment nobody knows in advance).
+ * "Left" is the person's own left; the mirrored preview and the animation move the
+ * same way, so words and picture agree.
+ */
 export const PROMPTS = {
-  blink: 'Blink',
-  mouth: 'Open and close your mouth',
-  turn_left: 'Turn your head to your left',
-  turn_right: 'Turn your head to your right',
+  eyes_closed: {
+    say: 'Close your eyes',
+    detail: 'Keep them closed until you hear a tone.',
+    hold: 'Keep your eyes closed until you hear the tone.',
+    release: 'Open your eyes',
+  },
+  mouth_open: {
+    say: 'Open your mouth wide',
+    detail: 'Keep it open until we say so.',
+    hold: 'Keep your mouth wide open.',
+    release: 'Close your mouth',
+  },
+  turn_left: {
+    say: 'Turn your head to your left',
+    detail: 'Keep it turned until we say so.',
+    hold: 'Keep your head turned to your left.',
+    release: 'Face the camera',
+  },
+  turn_right: {
+    say: 'Turn your head to your right',
+    detail: 'Keep it turned until we say so.',
+    hold: 'Keep your head turned to your right.',
+    release: 'Face the camera',
+  },
+  // Actions of the first protocol, still accepted in an explicit list: no hold.
+  blink: { say: 'Blink', detail: 'Once, now.' },
+  mouth: { say: 'Move your mouth', detail: 'Open and close it once.' },
 };
+
+/** challenge_failed reasons (spec section 2.1) in plain words: [title, what to do]. */
+export const FAILURES = {
+  too_early: ['Too early',
+    'You moved before the instruction appeared. Wait for each instruction, then follow it.'],
+  too_late: ["We didn't see it in time",
+    'Start as soon as the instruction appears, and keep your face inside the oval.'],
+  wrong_action: ['A different movement',
+    'We saw another movement than the one asked for. Do only what the instruction says.'],
+  hold_broken: ['Released too soon',
+    'Hold the position until we tell you to release it.'],
+  not_delivered: ["The instructions didn't arrive",
+    'The instructions could not reach this page in time. Check your connection and try again.'],
+};
+
+/** [title, what to do] for a challenge_failed message; an older service sends no reason. */
+export function describeFailure(reason) {
+  return FAILURES[reason] || FAILURES.too_late;
+}
 
 export const HINTS = {
   'no face': "We can't see your face. Look straight at the camera.",
@@ -61,6 +118,9 @@ const CONNECT_TIMEOUT_MS = 20000;
 const DISCONNECTED_GRACE_MS = 5000;
 const RESULT_POLL_MS = 1000;
 const RESULT_POLL_MAX_MS = 60000;
+// A prompt turns into "hold" this long after it appeared: about a person's reaction time
+// (0.3-1.2 s), so by then most have started; the hold line still names the action.
+const HOLD_AFTER_MS = 1000;
 
 export class VerifyError extends Error {
   constructor(code, message, { status = null, retryable = true, detail = null } = {}) {
@@ -184,7 +244,8 @@ async function openCamera() {
 }
 
 async function createSession(url, { challenges, portrait }, signal) {
-  const body = { challenges: challenges ?? 2 };
+  // Without `challenges` the service picks its default set.
+  const body = challenges == null ? {} : { challenges };
   const b64 = await portraitBase64(portrait);
   if (b64) body.portrait = b64;
   let response;
@@ -221,7 +282,66 @@ function waitIceGathering(pc) {
   });
 }
 
-/** The widget drawn in `container`: preview, oval, prompt, countdown, hints, steps. */
+/**
+ * The release signal for a person whose eyes are closed: a short two-note tone
+ * (WebAudio, no sound file) and a vibration where the device has one. The AudioContext
+ * is made when start() runs, inside the click that started the check, so autoplay rules
+ * let it sound; where it was still suspended, the next tap or key press resumes it.
+ */
+class ReleaseCue {
+  constructor() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    this.audio = null;
+    if (Context) {
+      try { this.audio = new Context(); } catch { this.audio = null; }
+    }
+    this.resume = () => { this.audio?.resume().catch(() => {}); };
+    this.resume();
+    if (this.audio && this.audio.state !== 'running') {
+      for (const type of ['pointerdown', 'keydown']) {
+        document.addEventListener(type, this.resume, { capture: true });
+      }
+    }
+  }
+
+  get audible() {
+    return this.audio?.state === 'running';
+  }
+
+  play() {
+    navigator.vibrate?.([180, 90, 180]);
+    if (!this.audio) return;
+    const t0 = this.audio.currentTime + 0.01;
+    for (const [offset, hz] of [[0, 660], [0.18, 990]]) {
+      const osc = this.audio.createOscillator();
+      const gain = this.audio.createGain();
+      osc.type = 'sine';
+      osc.frequency.value = hz;
+      gain.gain.setValueAtTime(0.0001, t0 + offset);
+      gain.gain.exponentialRampToValueAtTime(0.35, t0 + offset + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + offset + 0.32);
+      osc.connect(gain).connect(this.audio.destination);
+      osc.start(t0 + offset);
+      osc.stop(t0 + offset + 0.34);
+    }
+  }
+
+  close() {
+    for (const type of ['pointerdown', 'keydown']) {
+      document.removeEventListener(type, this.resume, { capture: true });
+    }
+    // Late enough not to cut a tone that is still playing.
+    setTimeout(() => this.audio?.close().catch(() => {}), 1000);
+  }
+}
+
+/**
+ * The widget drawn in `container`: preview, oval, steps, the prompt with its animation,
+ * hints. `.vf[data-phase]` is act | hold | release | met | failed while a challenge is
+ * on screen (style.css animates by it and by `data-action`). Screen readers hear prompts,
+ * releases and failures at once (assertive) and the rest when idle (polite), from
+ * off-screen live regions, so each is said once.
+ */
 class View {
   constructor(container) {
     this.host = document.createElement('div');
@@ -249,20 +369,36 @@ class View {
     this.video.setAttribute('aria-hidden', 'true');
     this.oval = el('div', 'vf-oval', stage);
     this.badge = el('div', 'vf-badge', stage);
+    this.badge.setAttribute('aria-hidden', 'true');
     const panel = el('div', 'vf-panel', this.box);
     const progress = el('div', 'vf-progress', panel);
     this.stepText = el('span', 'vf-step', progress);
     this.steps = el('ol', 'vf-steps', progress);
     this.steps.setAttribute('aria-hidden', 'true');
-    this.prompt = el('p', 'vf-prompt', panel, 'Starting the camera…');
-    this.prompt.setAttribute('aria-live', 'polite');
-    const timer = el('div', 'vf-timer', panel);
-    this.bar = el('div', 'vf-bar', timer);
-    this.seconds = el('span', 'vf-seconds', timer);
+    const say = el('div', 'vf-say', panel);
+    // A drawn face doing what is asked (as in the mirrored preview); CSS animates it.
+    const figure = el('div', 'vf-figure', say);
+    figure.setAttribute('aria-hidden', 'true');
+    const head = el('div', 'vf-head', figure);
+    const features = el('div', 'vf-features', head);
+    el('span', 'vf-eye', features);
+    el('span', 'vf-eye', features);
+    el('span', 'vf-nose', features);
+    el('span', 'vf-mouth', features);
+    el('span', 'vf-arrow', figure);
+    const words = el('div', 'vf-words', say);
+    this.prompt = el('p', 'vf-prompt', words, 'Starting the camera…');
+    this.detail = el('p', 'vf-detail', words);
     this.hint = el('p', 'vf-hint', panel);
     this.hint.setAttribute('aria-live', 'polite');
+    this.sayNow = el('p', 'vf-sr', panel);
+    this.sayNow.setAttribute('aria-live', 'assertive');
+    this.sayNow.setAttribute('aria-atomic', 'true');
+    this.sayLater = el('p', 'vf-sr', panel);
+    this.sayLater.setAttribute('aria-live', 'polite');
+    this.sayLater.setAttribute('aria-atomic', 'true');
     container.replaceChildren(this.host);
-    this.countdown = null;
+    this.holdTimer = null;
   }
 
   setState(state) {
@@ -274,9 +410,25 @@ class View {
     this.video.play().catch(() => {});
   }
 
-  setPrompt(text, kind = '') {
+  /** The big line and the small one under it; `kind` colours the big one. */
+  setPrompt(text, kind = '', detail = '') {
     this.prompt.textContent = text;
     this.prompt.dataset.kind = kind;
+    this.detail.textContent = detail;
+  }
+
+  /** Say `text` to screen readers: at once (interrupting) or when they are idle. */
+  announce(text, urgent = false) {
+    (urgent ? this.sayNow : this.sayLater).textContent = text;
+  }
+
+  /** The challenge on screen (`action` drives the animation) and its phase, or none. */
+  setPhase(phase, action = null) {
+    clearTimeout(this.holdTimer);
+    if (phase) this.box.dataset.phase = phase;
+    else delete this.box.dataset.phase;
+    if (action) this.box.dataset.action = action;
+    else if (!phase) delete this.box.dataset.action;
   }
 
   setSteps(total, done) {
@@ -291,32 +443,75 @@ class View {
     const words = (hints || []).map((h) => HINTS[h] || h);
     const good = words.length === 0 && faces === 1;
     this.oval.dataset.good = String(good);
-    this.hint.textContent = good ? 'Good. Keep your face inside the oval.' : words.join(' ');
+    const text = good ? 'Good. Keep your face inside the oval.' : words.join(' ');
+    // Progress comes several times a second: rewriting the same words would make a
+    // screen reader repeat them.
+    if (this.hint.textContent !== text) this.hint.textContent = text;
   }
 
-  startCountdown(ms) {
-    this.stopCountdown();
-    const end = performance.now() + ms;
-    this.box.dataset.timing = 'true';
-    const tick = () => {
-      const left = Math.max(0, end - performance.now());
-      this.bar.style.transform = `scaleX(${left / ms})`;
-      this.seconds.textContent = `${Math.ceil(left / 1000)} s`;
-      if (left <= 0) this.stopCountdown();
-    };
-    tick();
-    this.countdown = setInterval(tick, 100);
-  }
-
-  stopCountdown() {
-    if (this.countdown) clearInterval(this.countdown);
-    this.countdown = null;
-    this.box.dataset.timing = 'false';
+  clearHint() {
+    this.hint.textContent = '';
   }
 
   setBadge(text) {
     this.badge.textContent = text;
     this.badge.dataset.shown = String(Boolean(text));
+  }
+
+  /** `challenge`: the instruction and its animation, then "hold" after a reaction time. */
+  challenge(msg, total) {
+    const words = PROMPTS[msg.action] || { say: msg.action };
+    const count = msg.total ?? total;
+    const index = msg.index ?? 0;
+    this.setBadge('');
+    this.setSteps(count, index);
+    this.setPhase('act', msg.action);
+    this.setPrompt(words.say, 'challenge', words.detail || '');
+    const step = count > 1 ? `Step ${index + 1} of ${count}. ` : '';
+    this.announce(`${step}${words.say}. ${words.detail || ''}`.trim(), true);
+    if (words.hold) {
+      this.holdTimer = setTimeout(() => {
+        this.box.dataset.phase = 'hold';
+        this.setPrompt('Hold…', 'hold', words.hold);
+      }, HOLD_AFTER_MS);
+    }
+  }
+
+  /** `release`: the release instruction, said at once. */
+  release(msg) {
+    const words = PROMPTS[msg.action] || {};
+    const text = words.release || 'Release';
+    this.setPhase('release', msg.action);
+    this.setPrompt(text, 'release');
+    this.announce(`${text}.`, true);
+  }
+
+  met(msg, total) {
+    this.setSteps(msg.total ?? total, (msg.index ?? 0) + 1);
+    this.setPhase('met', msg.action);
+    this.setPrompt('Done', 'met');
+    this.setBadge('✓');
+    this.announce('Done.');
+  }
+
+  failed(msg) {
+    const [title, text] = describeFailure(msg.reason);
+    this.setBadge('');
+    this.setPhase('failed', msg.action);
+    this.setPrompt(title, 'failed', text);
+    this.announce(`${title}. ${text}`, true);
+  }
+
+  /** `deciding`: a spinner; a failure stays in view, since it is what the result will say. */
+  deciding() {
+    this.setBadge('');
+    this.setHints([], 1);
+    this.clearHint();
+    if (this.box.dataset.phase !== 'failed') {
+      this.setPhase(null);
+      this.setPrompt('Checking…', 'deciding');
+    }
+    this.announce('Checking…');
   }
 }
 
@@ -334,6 +529,8 @@ export async function start({
   const emit = (event) => {
     try { onEvent(event); } catch (err) { console.error('onEvent threw', err); }
   };
+  // Made before the first await: still inside the caller's click, for autoplay rules.
+  const cue = new ReleaseCue();
   const view = new View(container);
   await view.styled;
   const setState = (state) => { view.setState(state); emit({ type: 'state', state }); };
@@ -343,7 +540,8 @@ export async function start({
   let resource = null;
   let session = null;
   const stopAll = () => {
-    view.stopCountdown();
+    view.setPhase(null);
+    cue.close();
     if (pc) pc.close();
     if (ownStream && stream) stream.getTracks().forEach((t) => t.stop());
     if (resource && session) {
@@ -450,25 +648,18 @@ export async function start({
         if (msg.type === 'progress') {
           view.setHints(msg.hints, msg.faces);
         } else if (msg.type === 'challenge') {
-          view.setBadge('');
-          view.setSteps(msg.total ?? total, msg.index ?? 0);
-          view.setPrompt(PROMPTS[msg.action] || msg.action, 'challenge');
-          if (msg.deadline_ms) view.startCountdown(msg.deadline_ms);
+          view.challenge(msg, total);
+        } else if (msg.type === 'release') {
+          view.release(msg);
+          // The person may have their eyes closed: they hear (or feel) this one.
+          if (msg.action === 'eyes_closed') cue.play();
         } else if (msg.type === 'challenge_met') {
-          view.stopCountdown();
-          view.setSteps(msg.total ?? total, (msg.index ?? 0) + 1);
-          view.setPrompt('Done', 'met');
-          view.setBadge('✓');
+          view.met(msg, total);
         } else if (msg.type === 'challenge_failed') {
-          view.stopCountdown();
-          view.setPrompt('Time is up', 'failed');
+          view.failed(msg);
         } else if (msg.type === 'deciding') {
           deciding = true;
-          view.stopCountdown();
-          view.setBadge('');
-          view.setHints([], 1);
-          view.hint.textContent = '';
-          view.setPrompt('Checking…', 'deciding');
+          view.deciding();
           setState('deciding');
         } else if (msg.type === 'result') {
           finish(resolve, msg.payload);
