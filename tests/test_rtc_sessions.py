@@ -233,6 +233,8 @@ async def test_expired_session_is_refused(http, url, rtc_server):
         await client.hang_up()
     status, body = await client.poll_result()
     assert status == 410 and status_of(body) == "4100"
+    assert body["messageString"]["value"] == "the session expired without a decision"
+    assert body["infoList"] == [] and body["detail"]["state"] == "expired"
 
 
 async def test_offer_without_video_and_bad_sdp_answer_4002(http, url):
@@ -332,7 +334,10 @@ async def test_result_can_be_read_with_the_api_key_signature(http, url):
     _, session = await create_session(http, url, KEY, SECRET, challenges="blink")
     result_url = session["result_url"]
     async with http.get(result_url, params=signed_fields(KEY, SECRET)) as r:
-        assert r.status == 202 and (await r.json())["detail"]["state"] == "created"
+        pending = await r.json()
+        assert r.status == 202 and pending["detail"]["state"] == "created"
+        assert pending["messageString"] == {"status": "2020", "value": "pending"}
+        assert pending["infoList"] == []
     async with http.get(result_url, params=signed_fields(KEY, "wrong")) as r:
         assert r.status == 401
     async with http.get(result_url) as r:

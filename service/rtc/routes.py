@@ -22,7 +22,7 @@ from service.api.forms import parse_content_type, parse_json_object
 from service.api.request import JSON, read_body, read_request, read_text
 from service.errors import MalformedField, SessionExpired, SessionNotFound, UnsupportedMediaType
 from service.liveness.challenges import parse_challenges, pick_challenges
-from service.payload import Payload
+from service.payload import failure
 from service.rtc.manager import SessionManager
 from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
@@ -32,6 +32,9 @@ from service.state import STATE, ServiceState
 MANAGER = web.AppKey("sessions", SessionManager)
 PORTRAIT_FIELDS = ("img", "file", "portrait")
 SDP, SDPFRAG = "application/sdp", "application/trickle-ice-sdpfrag"
+
+# messageString status of a result that is not decided yet (HTTP 202, spec section 2)
+PENDING = "2020"
 
 
 def _iso(ts: float) -> str:
@@ -181,14 +184,12 @@ async def result(request: web.Request) -> web.Response:
             raise SessionNotFound()
     if session.result is not None:
         return web.json_response(session.result)
-    body: Payload = {"infoList": [], "messageString": {"status": "2020", "value": "pending"},
-                     "detail": {"state": session.state.value,
-                                "expires_at": _iso(session.expires_at)}}
+    detail = {"state": session.state.value, "expires_at": _iso(session.expires_at)}
     if session.state in (SessionState.EXPIRED, SessionState.ENDED):
-        body["messageString"] = {"status": SessionExpired.status,
-                                 "value": f"the session {session.state} without a decision"}
-        return web.json_response(body, status=410)
-    return web.json_response(body, status=202)
+        gone = failure(SessionExpired.status,
+                       f"the session {session.state.value} without a decision", detail)
+        return web.json_response(gone, status=SessionExpired.http_status)
+    return web.json_response(failure(PENDING, "pending", detail), status=202)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
