@@ -141,11 +141,11 @@ class ServiceRequestHandler(RequestHandler):
         "_address",
         "_body",
         "_busy",
-        "_settings",
         "_deadline",
         "_deadline_kind",
         "_reading",
         "_server",
+        "_settings",
     )
 
     def __init__(self, manager: ServiceServer, *, settings: HttpSettings, **kwargs: Any

@@ -11,8 +11,8 @@ from __future__ import annotations
 from service.api.media import decode_video
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
-from service.liveness.decision import VideoDecision, decide
 from service.liveness.best_frame import BestFrame
+from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
 from service.vision.detection import Detection

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
-from service.compare import prepare_face, match_score
 from service.api.media import MediaKind, sniff
+from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
+from service.compare import match_score, prepare_face
 from service.errors import UnknownType
 from service.payload import Payload, face_comparison_items, success
 from service.silent_liveness import judge_image
-from service.video_liveness import analyse_video
 from service.state import STATE, ServiceState
+from service.video_liveness import analyse_video
 from service.vision.embedding import cosine
 
 MEDIA_FIELDS = ("img", "img1", "img2", "file")

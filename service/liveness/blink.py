@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class BlinkParams:
     """Calibrated with bench/blink_eval.py on shared/data at 15 fps: 56 ZJU clips (14

@@ -16,8 +16,9 @@ ActionState (holds.py: eyes closed, mouth wide open, head turned) for the challe
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 

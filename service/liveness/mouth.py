@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class MouthParams:
     """Calibrated with bench/blink_eval.py on shared/data at 15 fps: the 7 GRID speech

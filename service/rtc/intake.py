@@ -51,7 +51,7 @@ class LatestFrame:
         """The newest frame not yet taken; None at the end of the track or on timeout."""
         try:
             await asyncio.wait_for(self._new.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         self._new.clear()
         frame, self._frame = self._frame, None

@@ -100,9 +100,8 @@ class SessionManager:
         expiring, forget = self.store.due(now)
         for session in expiring:
             peer = self.peers.get(session.id)
-            analysing = peer is not None and any(
-                t.get_name() == "analysis" and not t.done() for t in peer.tasks)
-            if analysing:
+            if peer is not None and any(
+                    t.get_name() == "analysis" and not t.done() for t in peer.tasks):
                 peer.gone.set()  # the analysis task decides and hangs up
             else:
                 if peer is not None:  # connected, but no video track ever came

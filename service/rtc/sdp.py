@@ -25,6 +25,7 @@ from aiortc.sdp import FMTP_INT_PARAMETERS, MediaDescription, SessionDescription
 
 from service.errors import BadMedia, MalformedField
 
+
 @dataclass(frozen=True)
 class SdpLimits:
     # A WHIP offer or trickle fragment: aiortc's and browsers' offers with audio, video

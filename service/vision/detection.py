@@ -41,7 +41,7 @@ class Detection:
             [np.asarray(self.box, np.float32), self.landmarks.reshape(-1), [self.score]]
         ).astype(np.float32)
 
-    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> "Detection":
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Detection:
         """Map from a crop (scaled by `scale`, offset by dx, dy) back to the source."""
         x, y, w, h = (v / scale for v in self.box)
         return Detection(

@@ -95,7 +95,8 @@ def confirm(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
             best, best_iou = mapped, overlap
     if best is None or best_iou < params.refine_iou or best.score < params.refine_score:
         return None
-    local = tuple(v * scale for v in (cand.box[0] - x0, cand.box[1] - y0, *cand.box[2:]))
+    x, y, w, h = cand.box
+    local = ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale)
     if presence(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), local) < params.presence_score:
         return None
     return best

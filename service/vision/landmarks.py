@@ -20,9 +20,9 @@ import threading
 # MediaPipe's C++ side logs every graph start to stderr; keep the service log readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import cv2  # noqa: E402
-import mediapipe as mp  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import mediapipe as mp
+import numpy as np
 
 NUM_LANDMARKS = 478
 

@@ -14,10 +14,10 @@ import os
 # MediaPipe's C++ side logs every graph start to stderr; keep the service log readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import mediapipe as mp  # noqa: E402
-import numpy as np  # noqa: E402
+import mediapipe as mp
+import numpy as np
 
-from service.vision.detection import iou  # noqa: E402
+from service.vision.detection import iou
 
 
 class FacePresence:
