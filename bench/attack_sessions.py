@@ -1,0 +1,478 @@
+"""Attacks and honest users against the real service's streaming sessions (issue 11).
+
+Real aiortc client peers (and FFmpeg's WHIP muxer) stream clips from shared/data over
+loopback into a service started as its own process; each session is one attempt, and
+an attempt passes when the result says `Living body`. Per scenario: sessions, passes,
+APCER (attacks) or BPCER (honest users) with a two-sided 95% Clopper-Pearson interval,
+and the median session time from the client's first frame to the result.
+
+Attacks (each session cycles through the challenge sets: the default set, then each
+explicit single action, eyes_closed, mouth_open, turn_left, turn_right, and the legacy
+blink and mouth):
+  replay_blink / replay_talk    every ZJU blink clip / GRID talking clip once, in real
+                                time, then the peer hangs up (the recording ended)
+  loop_blink / loop_talk        the same clips looped, ignoring every prompt
+  action_reel                   one person's real frames cycling through their action
+                                every ~2.5 s (ZJU 000001M: eyes shut held 1.5 s; GRID
+                                lbax4n: mouth wide open held 1.5 s), ignoring prompts;
+                                the reel of the asked action for the eyes / mouth sets,
+                                else the two people's reels in turn
+  photo / photo_tilt            one real frame, still / tilted back and forth (a
+                                perspective warp with a 2 s period)
+  splice_0.5 / _1.0 / _2.0      two people (ZJU clips of different subjects) cut
+                                together every 0.5 / 1.0 / 2.0 s, looped
+  ffmpeg / ffmpeg_watched       a blink clip pushed by FFmpeg's WHIP muxer (no data
+                                channel), with no events subscriber / with one that
+                                reads the prompts and ignores them
+Honest users (rtc_client.ActingTrack): a simulated person who reacts to each prompt
+after a reaction time drawn from 0.3-1.2 s (seeded per session) with real frames: for
+eyes_closed the shut frames of a labelled ZJU blink held with sensor noise, then its
+reopening; for mouth_open the wide-open frames of a GRID word held. shared/data has no
+head-turning footage, so no honest session is asked to turn; each person has one
+action, so the 3-challenge honest sets repeat it (eyes_closed x3, mouth_open x3)
+besides the single-action and legacy sets.
+
+FFmpeg comes from the `imageio-ffmpeg` package (its bundled build has `-f whip`); if
+it is not installed the FFmpeg scenarios are skipped with the reason printed.
+
+    .venv/bin/python bench/attack_sessions.py [--sessions-per-scenario 30] [--honest 100]
+        [--concurrency 3] [--only loop_blink honest ...] [--sets default eyes_closed ...]
+        [--seed 0] [--url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from _service import DATA, KEY, SECRET, running_service  # noqa: E402
+from rtc_client import (  # noqa: E402
+    ActingTrack,
+    ClipTrack,
+    EventStream,
+    Performance,
+    WhipClient,
+    create_session,
+    performance,
+)
+from videos import decode_all, held_photo  # noqa: E402
+
+LABELS = json.loads((DATA / "labels.json").read_text())
+FPS = {c["path"]: c["fps"] for c in LABELS["blink_clips"] + LABELS["mouth_clips"]}
+BLINK_CLIPS = sorted(c["path"] for c in LABELS["blink_clips"])
+TALK_CLIPS = sorted(c["path"] for c in LABELS["mouth_clips"] if c.get("talking"))
+
+# Each attack session's challenge set, in turn (None: no `challenges` field, the default).
+ATTACK_SETS: tuple[str | None, ...] = (None, "eyes_closed", "mouth_open", "turn_left",
+                                       "turn_right", "blink", "mouth")
+HONEST_SETS = ("eyes_closed,eyes_closed,eyes_closed", "mouth_open,mouth_open,mouth_open",
+               "eyes_closed", "mouth_open", "blink", "mouth")
+
+# The simulated people, as in tests/test_rtc_sessions.py (frames measured with the
+# service's own landmarks): clip, neutral frames, the action's span, its fully-on frames.
+ACTORS = {
+    "eyes_closed": ("blink/zju/000001M_FBN.mp4", (60, 82), (35, 51), (37, 39)),
+    "mouth_open": ("mouth/grid/lbax4n.mpg", (55, 75), (42, 53), (45, 48)),
+}
+LEGACY = {"blink": "eyes_closed", "mouth": "mouth_open"}
+ACTOR_FPS = 15.0  # ActingTrack's frame rate (the action spans above are in source frames)
+SESSION_TIMEOUT_S = 90.0  # bound on one session, far above any decision time
+
+
+@cache
+def clip(path: str) -> list[np.ndarray]:
+    return decode_all((DATA / path).read_bytes())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    seconds: float | None  # first frame -> result, as the client saw it
+    reason: str
+
+
+@dataclass
+class Context:
+    url: str
+    http: aiohttp.ClientSession
+    seed: int
+    key: str = KEY  # the API key the sessions are created with
+    secret: str = SECRET
+
+
+Run = Callable[[Context, int, str | None], Awaitable[Outcome]]
+
+
+def judge(payload: dict, started: float | None, ended: float) -> Outcome:
+    if payload.get("messageString", {}).get("status") != "2000":
+        return Outcome(False, None, f"error {payload.get('messageString')}")
+    items = {i["desc"]: i["content"] for i in payload["infoList"][0]["veritem"]}
+    passed = items.get("Live or not") == "Living body"
+    reasons = ", ".join(payload.get("detail", {}).get("reasons", [])) or "-"
+    return Outcome(passed, None if started is None else ended - started, reasons)
+
+
+async def new_session(ctx: Context, challenges: str | None) -> dict:
+    fields = {} if challenges is None else {"challenges": challenges}
+    status, session = await create_session(ctx.http, ctx.url, ctx.key, ctx.secret, **fields)
+    if status != 201:
+        raise RuntimeError(f"session not created: {status} {session}")
+    return session
+
+
+async def stream_track(ctx: Context, challenges: str | None, track: ClipTrack | ActingTrack,
+                       play_s: float | None = None, acting: bool = False) -> Outcome:
+    """One session fed by an aiortc peer with a `liveness` data channel; `play_s`: hang
+    up after that long (a recording that ends); `acting`: the track follows prompts."""
+    client = WhipClient(await new_session(ctx, challenges), ctx.http)
+    if acting:
+        client.listeners.append(track.on_message)
+    if await client.connect(track) != 201:
+        raise RuntimeError("WHIP offer refused")
+    try:
+        if play_s is not None:
+            await asyncio.sleep(play_s)
+            await client.hang_up()
+            _, payload = await client.poll_result(timeout=SESSION_TIMEOUT_S)
+        else:
+            payload = await asyncio.wait_for(client.result, SESSION_TIMEOUT_S)
+        ended = time.monotonic()
+    finally:
+        await client.hang_up()
+    return judge(payload, track._start, ended)
+
+
+def pick(paths: list[str], index: int) -> str:
+    return paths[index % len(paths)]
+
+
+# --- attacks --------------------------------------------------------------------------
+
+
+def replay(paths: list[str], loop: bool) -> Run:
+    async def run(ctx: Context, index: int, challenges: str | None) -> Outcome:
+        path = pick(paths, index)
+        frames = clip(path)
+        play_s = None if loop else len(frames) / FPS[path]
+        return await stream_track(ctx, challenges, ClipTrack(frames, fps=FPS[path]), play_s)
+    return run
+
+
+def reel_frames(action: str, seed: int, hold_s: float = 1.5, neutral_s: float = 0.5
+                ) -> list[np.ndarray]:
+    """One cycle of an action reel at ACTOR_FPS: neutral, into the action, held with
+    sensor noise, out of it (~2 s with the default hold)."""
+    path, neutral, span, held = ACTORS[action]
+    frames = clip(path)
+    act: Performance = performance(frames, span, held)
+    rng = np.random.default_rng(seed)
+    hold = []
+    for i in range(int(hold_s * ACTOR_FPS)):
+        noisy = act.hold[i % len(act.hold)].astype(np.float32)
+        noisy += rng.normal(0.0, 2.0, noisy.shape).astype(np.float32)
+        hold.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    rest = frames[slice(*neutral)][: int(neutral_s * ACTOR_FPS)]
+    return rest + act.onset + hold + act.offset
+
+
+async def action_reel(ctx: Context, index: int, challenges: str | None) -> Outcome:
+    """The reel of the asked action when the set asks for one the reels have (the
+    attacker's best choice), else the two people's reels in turn."""
+    asked = {LEGACY.get(a, a) for a in (challenges or "").split(",")}
+    action = asked.pop() if len(asked) == 1 and asked <= set(ACTORS) else \
+        ("eyes_closed", "mouth_open")[index % 2]
+    frames = reel_frames(action, ctx.seed + index)
+    return await stream_track(ctx, challenges, ClipTrack(frames, fps=ACTOR_FPS))
+
+
+def photo(tilt: bool) -> Run:
+    async def run(ctx: Context, index: int, challenges: str | None) -> Outcome:
+        image = clip(pick(BLINK_CLIPS, index))[0]
+        frames = held_photo(image, seconds=2.0) if tilt else [image]
+        return await stream_track(ctx, challenges, ClipTrack(frames, fps=15.0))
+    return run
+
+
+def splice_frames(a: list[np.ndarray], b: list[np.ndarray], fps: float, period_s: float
+                  ) -> list[np.ndarray]:
+    """Two clips cut together every `period_s`, each continuing where it left off."""
+    per = max(1, round(period_s * fps))
+    total = 2 * per * max(1, math.ceil(max(len(a), len(b)) / per))
+    return [(a if (i // per) % 2 == 0 else b)[i % len(a if (i // per) % 2 == 0 else b)]
+            for i in range(total)]
+
+
+def subjects_pair(index: int) -> tuple[str, str]:
+    """Two blink clips of different subjects (labels.json `subject`), chosen by index."""
+    by_subject: dict[str, str] = {}
+    for c in sorted(LABELS["blink_clips"], key=lambda c: c["path"]):
+        by_subject.setdefault(c["subject"], c["path"])
+    people = sorted(by_subject.values())
+    return pick(people, index), pick(people, index + 1 + index // len(people))
+
+
+def splice(period_s: float) -> Run:
+    async def run(ctx: Context, index: int, challenges: str | None) -> Outcome:
+        first, second = subjects_pair(index)
+        frames = splice_frames(clip(first), clip(second), FPS[first], period_s)
+        return await stream_track(ctx, challenges, ClipTrack(frames, fps=FPS[first]))
+    return run
+
+
+def ffmpeg_exe() -> str | None:
+    """FFmpeg with the WHIP muxer, from the imageio-ffmpeg package, or None."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    muxers = subprocess.run([exe, "-hide_banner", "-muxers"], capture_output=True, check=True,
+                            text=True, timeout=30).stdout
+    return exe if " whip " in muxers else None
+
+
+def ffmpeg_command(exe: str, path: Path, session: dict) -> list[str]:
+    """A recording looped into the session by FFmpeg's WHIP muxer: H.264 without
+    B-frames (what WebRTC receivers take), no audio, bounded in time."""
+    return [exe, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+            "-i", str(path), "-t", str(SESSION_TIMEOUT_S), "-an", "-c:v", "libx264",
+            "-profile:v", "baseline", "-tune", "zerolatency", "-bf", "0", "-g", "30",
+            "-pix_fmt", "yuv420p", "-f", "whip", "-authorization",
+            session["session_token"], session["whip_url"]]
+
+
+def ffmpeg_push(watched: bool) -> Run:
+    async def run(ctx: Context, index: int, challenges: str | None) -> Outcome:
+        exe = ffmpeg_exe()
+        assert exe is not None
+        session = await new_session(ctx, challenges)
+        watcher = None
+        if watched:  # a screen that reads the prompts and ignores them
+            screen = EventStream(session, ctx.http)
+            watcher = asyncio.create_task(screen.read(timeout=SESSION_TIMEOUT_S))
+            await asyncio.wait_for(screen.attached.wait(), 10)
+        proc = await asyncio.create_subprocess_exec(
+            *ffmpeg_command(exe, DATA / pick(BLINK_CLIPS, index), session),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        started = time.monotonic()  # FFmpeg's first frame: within its start-up
+        try:
+            client = WhipClient(session, ctx.http)
+            _, payload = await client.poll_result(timeout=SESSION_TIMEOUT_S)
+            ended = time.monotonic()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            _, err = await asyncio.wait_for(proc.communicate(), 10)
+            if watcher is not None:
+                await asyncio.wait_for(watcher, 10)
+        if payload.get("messageString", {}).get("status") == "2020":
+            raise RuntimeError(f"FFmpeg session never decided: {err.decode()[-300:]}")
+        return judge(payload, started, ended)
+    return run
+
+
+# --- honest users -----------------------------------------------------------------------
+
+
+def actor(actions: list[str], seed: int) -> ActingTrack:
+    """A simulated person who performs `actions` (all performed by one person: the set
+    uses one underlying action, see HONEST_SETS)."""
+    path, neutral, span, held = ACTORS[LEGACY.get(actions[0], actions[0])]
+    frames = clip(path)
+    performances = {a: performance(frames, span, held, until_release=a not in LEGACY)
+                    for a in set(actions)}
+    return ActingTrack(frames[slice(*neutral)], performances, seed=seed, fps=ACTOR_FPS)
+
+
+async def honest(ctx: Context, index: int, challenges: str | None) -> Outcome:
+    assert challenges is not None
+    track = actor(challenges.split(","), seed=ctx.seed * 100_003 + index)
+    return await stream_track(ctx, challenges, track, acting=True)
+
+
+# --- the scenarios and their statistics --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    attack: bool
+    run: Run
+    sets: tuple[str | None, ...]
+    needs_ffmpeg: bool = False
+    inputs: int = 0  # distinct clips it plays: it runs at least that many sessions
+
+
+SCENARIOS = [
+    Scenario("replay_blink", True, replay(BLINK_CLIPS, loop=False), ATTACK_SETS,
+             inputs=len(BLINK_CLIPS)),
+    Scenario("replay_talk", True, replay(TALK_CLIPS, loop=False), ATTACK_SETS,
+             inputs=len(TALK_CLIPS)),
+    Scenario("loop_blink", True, replay(BLINK_CLIPS, loop=True), ATTACK_SETS),
+    Scenario("loop_talk", True, replay(TALK_CLIPS, loop=True), ATTACK_SETS),
+    Scenario("action_reel", True, action_reel, ATTACK_SETS),
+    Scenario("photo", True, photo(tilt=False), ATTACK_SETS),
+    Scenario("photo_tilt", True, photo(tilt=True), ATTACK_SETS),
+    Scenario("splice_0.5", True, splice(0.5), ATTACK_SETS),
+    Scenario("splice_1.0", True, splice(1.0), ATTACK_SETS),
+    Scenario("splice_2.0", True, splice(2.0), ATTACK_SETS),
+    Scenario("ffmpeg", True, ffmpeg_push(watched=False), ATTACK_SETS, needs_ffmpeg=True),
+    Scenario("ffmpeg_watched", True, ffmpeg_push(watched=True), ATTACK_SETS,
+             needs_ffmpeg=True),
+    Scenario("honest", False, honest, HONEST_SETS),
+]
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0 if k < n else 1.0
+    return sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + i * math.log(p) + (n - i) * math.log1p(-p)) for i in range(k + 1))
+
+
+def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact two-sided interval for k successes in n trials (bisection on the binomial
+    CDF: no scipy needed)."""
+    def solve(target: Callable[[float], bool]) -> float:
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if target(mid) else (lo, mid)
+        return (lo + hi) / 2
+    lower = 0.0 if k == 0 else solve(lambda p: 1 - _binom_cdf(k - 1, n, p) < alpha / 2)
+    upper = 1.0 if k == n else solve(lambda p: _binom_cdf(k, n, p) > alpha / 2)
+    return lower, upper
+
+
+@dataclass
+class Tally:
+    scenario: Scenario
+    outcomes: list[tuple[str | None, Outcome]]
+
+    def row(self) -> str:
+        n = len(self.outcomes)
+        passed = sum(o.passed for _, o in self.outcomes)
+        errors = passed if self.scenario.attack else n - passed
+        lo, hi = clopper_pearson(errors, n) if n else (0.0, 1.0)
+        times = [o.seconds for _, o in self.outcomes if o.seconds is not None]
+        median = f"{statistics.median(times):.1f} s" if times else "-"
+        rate = "APCER" if self.scenario.attack else "BPCER"
+        share = errors / n if n else 0.0
+        return (f"| {self.scenario.name} | {n} | {passed} | {rate} {100 * share:.1f}% "
+                f"[{100 * lo:.1f}, {100 * hi:.1f}] | {median} |")
+
+
+async def run_all(args: argparse.Namespace, url: str) -> list[Tally]:
+    wanted = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    exe = ffmpeg_exe() if any(s.needs_ffmpeg for s in wanted) else None
+    jobs: list[tuple[Tally, int, str | None]] = []
+    tallies = []
+    for k, scenario in enumerate(wanted):
+        if scenario.needs_ffmpeg and exe is None:
+            print(f"skipped {scenario.name}: no FFmpeg with the WHIP muxer "
+                  "(pip install imageio-ffmpeg)")
+            continue
+        tally = Tally(scenario, [])
+        tallies.append(tally)
+        count = max(args.sessions_per_scenario if scenario.attack else args.honest,
+                    scenario.inputs)
+        sets = scenario.sets
+        if args.sets and scenario.attack:
+            sets = tuple(None if c == "default" else c for c in args.sets)
+        # each scenario starts at another set, so short runs still cover every set
+        jobs += [(tally, i, sets[(i + k) % len(sets)]) for i in range(count)]
+    random.Random(args.seed).shuffle(jobs)  # scenarios interleaved: same load for each
+    queue: asyncio.Queue = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    done = 0
+
+    async def worker(ctx: Context) -> None:
+        nonlocal done
+        while not queue.empty():
+            tally, index, challenges = queue.get_nowait()
+            outcome = await tally.scenario.run(ctx, index, challenges)
+            tally.outcomes.append((challenges, outcome))
+            done += 1
+            if outcome.passed == tally.scenario.attack or args.verbose:
+                print(f"[{done}/{len(jobs)}] {tally.scenario.name} #{index} "
+                      f"{challenges or 'default'}: "
+                      f"{'PASSED' if outcome.passed else 'failed'} ({outcome.reason})",
+                      flush=True)
+
+    async with aiohttp.ClientSession() as http:
+        ctx = Context(url, http, args.seed)
+        await asyncio.gather(*(worker(ctx) for _ in range(args.concurrency)))
+    return tallies
+
+
+def report(tallies: list[Tally]) -> None:
+    print("\n| scenario | sessions | passed | error rate [95% CI] | median first frame -> "
+          "result |\n|---|---|---|---|---|")
+    for tally in tallies:
+        print(tally.row())
+    attacks = [o for t in tallies if t.scenario.attack for o in t.outcomes]
+    if attacks:
+        total = Tally(Scenario("all attacks", True, honest, ()), attacks)
+        print(total.row())
+    print("\n| challenge set | attack sessions | passed | honest sessions | passed | honest "
+          "median first frame -> result |\n|---|---|---|---|---|---|")
+    for challenges in dict.fromkeys(ATTACK_SETS + HONEST_SETS):
+        a = [o for t in tallies if t.scenario.attack for c, o in t.outcomes if c == challenges]
+        h = [o for t in tallies if not t.scenario.attack for c, o in t.outcomes
+             if c == challenges]
+        times = [o.seconds for o in h if o.seconds is not None]
+        median = f"{statistics.median(times):.1f} s" if times else "-"
+        if a or h:
+            print(f"| {challenges or 'default (3 random)'} | {len(a)} | "
+                  f"{sum(o.passed for o in a)} | {len(h)} | {sum(o.passed for o in h)} | "
+                  f"{median} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions-per-scenario", type=int, default=30)
+    parser.add_argument("--honest", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--only", nargs="*", choices=[s.name for s in SCENARIOS])
+    parser.add_argument("--sets", nargs="*", help="the attacks' challenge sets instead "
+                        "of ATTACK_SETS (`default`: no challenges field)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--url", help="a running service (its sessions limits must allow "
+                        "the concurrency and the session rate)")
+    parser.add_argument("--verbose", action="store_true", help="print every session")
+    args = parser.parse_args()
+    started = time.monotonic()
+    if args.url:
+        tallies = asyncio.run(run_all(args, args.url))
+    else:
+        env = {"SERVICE_SESSIONS__MAX_ACTIVE": str(args.concurrency + 2),
+               "SERVICE_SESSIONS__PER_KEY_PER_MINUTE": "100000"}
+        with running_service(env) as url:
+            tallies = asyncio.run(run_all(args, url))
+    report(tallies)
+    print(f"\n{sum(len(t.outcomes) for t in tallies)} sessions in "
+          f"{(time.monotonic() - started) / 60:.1f} min, concurrency {args.concurrency}, "
+          f"seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()
