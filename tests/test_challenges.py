@@ -31,6 +31,7 @@ from service.liveness.challenges import (
 )
 from service.liveness.engine import CueEvent
 from service.liveness.holds import ActionState
+from service.rtc import messages as msg
 
 FPS = 10.0
 PARAMS = ChallengeParams()
@@ -445,14 +446,19 @@ def test_legacy_blink_and_a_turn_in_its_window_is_wrong():
 
 
 def test_messages_have_the_spec_shapes():
-    assert Prompt(0, 3, "eyes_closed", 2500).to_message() == {
+    """The script's events reach the client as the spec 2.1 messages (one encoding, in
+    service.rtc.messages)."""
+    def wire(event):
+        return msg.to_json(msg.from_script(event))
+
+    assert wire(Prompt(0, 3, "eyes_closed", 2500)) == {
         "type": "challenge", "action": "eyes_closed", "index": 0, "total": 3,
         "window_ms": 2500}
-    assert Release(1, "mouth_open").to_message() == {
+    assert wire(Release(1, "mouth_open")) == {
         "type": "release", "action": "mouth_open", "index": 1}
-    assert Met(2, "turn_left").to_message() == {
+    assert wire(Met(2, "turn_left")) == {
         "type": "challenge_met", "action": "turn_left", "index": 2}
-    assert Failed(0, "turn_right", "hold_broken").to_message() == {
+    assert wire(Failed(0, "turn_right", "hold_broken")) == {
         "type": "challenge_failed", "action": "turn_right", "index": 0,
         "reason": "hold_broken"}
 

@@ -97,9 +97,6 @@ class Prompt:
     action: str
     window_ms: int
 
-    def to_message(self) -> dict[str, object]:
-        return {"type": "challenge", "action": self.action, "index": self.index,
-                "total": self.total, "window_ms": self.window_ms}
 
 
 @dataclass(frozen=True)
@@ -107,8 +104,6 @@ class Release:
     index: int
     action: str
 
-    def to_message(self) -> dict[str, object]:
-        return {"type": "release", "action": self.action, "index": self.index}
 
 
 @dataclass(frozen=True)
@@ -116,8 +111,6 @@ class Met:
     index: int
     action: str
 
-    def to_message(self) -> dict[str, object]:
-        return {"type": "challenge_met", "action": self.action, "index": self.index}
 
 
 @dataclass(frozen=True)
@@ -126,9 +119,6 @@ class Failed:
     action: str
     reason: str  # FAIL_REASONS (the runner adds "not_delivered")
 
-    def to_message(self) -> dict[str, object]:
-        return {"type": "challenge_failed", "action": self.action, "index": self.index,
-                "reason": self.reason}
 
 
 Event = Prompt | Release | Met | Failed
