@@ -272,10 +272,6 @@ class ChallengeScript:
     def passed(self) -> bool:
         return self.finished and self.failure is None
 
-    @property
-    def actions(self) -> list[str]:
-        return [c.action for c in self._challenges]
-
     def to_json(self) -> list[dict[str, object]]:
         return [c.to_json() for c in self._challenges]
 
