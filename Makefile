@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 MODEL_SOURCE_DIR ?= ../shared/models
 MODEL_DIR ?= .models
 
-.PHONY: install models browser run test bench clean
+.PHONY: install models system-packages run test bench clean
 
 install: $(VENV)/.installed
 
@@ -21,14 +21,15 @@ $(VENV)/.installed: pyproject.toml
 models: install
 	$(PY) -m models.install --source-dir $(MODEL_SOURCE_DIR) --dest $(MODEL_DIR)
 
-# Debian's Chromium for the browser test (skips with a reason where it cannot install).
-browser:
-	bash scripts/install-chromium.sh
+# Debian's Chromium, redis-server and coturn for the tests that drive them (each skips
+# with a reason where it cannot install).
+system-packages:
+	bash scripts/install-system-packages.sh
 
 run: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service --host 127.0.0.1 --port 8080
 
-test: models browser
+test: models system-packages
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q
 
 bench: models

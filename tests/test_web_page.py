@@ -234,7 +234,7 @@ class Browser:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (scripts/install-chromium.sh installs Debian's)")
+        pytest.skip("Chromium is not installed (scripts/install-system-packages.sh installs Debian's)")
     with tempfile.TemporaryDirectory(prefix="web-test-") as tmp:
         clip = Path(tmp) / "camera.y4m"
         await asyncio.to_thread(write_y4m, CAMERA_CLIP, clip)
