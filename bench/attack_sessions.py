@@ -6,17 +6,23 @@ an attempt passes when the result says `Living body`. Per scenario: sessions, pa
 APCER (attacks) or BPCER (honest users) with a two-sided 95% Clopper-Pearson interval,
 and the median session time from the client's first frame to the result.
 
+Two services run: one picking from all four hold actions (the default) and one that
+leaves the head turns out (SERVICE_SESSIONS__CHALLENGES__ACTIONS=eyes_closed,mouth_open,
+as a kiosk may), because the simulated people cannot turn. Attack sessions alternate
+between the two; honest sessions use the second.
+
 Attacks (each session cycles through the challenge sets: the default set, then each
 explicit single action, eyes_closed, mouth_open, turn_left, turn_right, and the legacy
-blink and mouth):
+blink and mouth; the service completes each to 3 hold actions of 2 kinds or more):
   replay_blink / replay_talk    every ZJU blink clip / GRID talking clip once, in real
                                 time, then the peer hangs up (the recording ended)
   loop_blink / loop_talk        the same clips looped, ignoring every prompt
-  action_reel                   one person's real frames cycling through their action
-                                every ~2.5 s (ZJU 000001M: eyes shut held 1.5 s; GRID
-                                lbax4n: mouth wide open held 1.5 s), ignoring prompts;
-                                the reel of the asked action for the eyes / mouth sets,
-                                else the two people's reels in turn
+  action_reel                   one person's real frames (GRID lbax4n, who blinks and
+                                opens the mouth wide in the same clip) cycling through
+                                eyes shut and mouth wide open, each held 1.5 s, ~2 s
+                                apart, ignoring prompts; the asked action first
+  action_reel_asked             the same person making only the asked action (eyes
+                                shut for the turn sets) again and again, ~2 s apart
   photo / photo_tilt            one real frame, still / tilted back and forth (a
                                 perspective warp with a 2 s period)
   splice_0.5 / _1.0 / _2.0      two people (ZJU clips of different subjects) cut
@@ -26,24 +32,24 @@ blink and mouth):
                                 reads the prompts and ignores them
 Honest users (rtc_client.ActingTrack): a simulated person who reacts to each prompt
 after a reaction time drawn from 0.3-1.2 s (seeded per session) with real frames: for
-eyes_closed the shut frames of a labelled ZJU blink held with sensor noise, then its
-reopening; for mouth_open the wide-open frames of a GRID word held. shared/data has no
-head-turning footage, so no honest session is asked to turn; each person has one
-action, so the 3-challenge honest sets repeat it (eyes_closed x3, mouth_open x3)
-besides the single-action and legacy sets.
+eyes_closed the shut frames of a real blink held with sensor noise, then its
+reopening; for mouth_open the wide-open frames of a GRID word held. The GRID speaker
+lbax4n does both (sets with the mouth); the ZJU person 000001M only closes the eyes.
+shared/data has no head-turning footage, so no honest session is asked to turn.
 
 FFmpeg comes from the `imageio-ffmpeg` package (its bundled build has `-f whip`); if
 it is not installed the FFmpeg scenarios are skipped with the reason printed.
 
     .venv/bin/python bench/attack_sessions.py [--sessions-per-scenario 30] [--honest 100]
         [--concurrency 3] [--only loop_blink honest ...] [--sets default eyes_closed ...]
-        [--seed 0] [--url URL]
+        [--seed 0] [--url URL --kiosk-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import random
@@ -79,19 +85,29 @@ BLINK_CLIPS = sorted(c["path"] for c in LABELS["blink_clips"])
 TALK_CLIPS = sorted(c["path"] for c in LABELS["mouth_clips"] if c.get("talking"))
 
 # Each attack session's challenge set, in turn (None: no `challenges` field, the default).
+# The service completes every set to 3 hold actions of 2 kinds or more.
 ATTACK_SETS: tuple[str | None, ...] = (None, "eyes_closed", "mouth_open", "turn_left",
                                        "turn_right", "blink", "mouth")
-HONEST_SETS = ("eyes_closed,eyes_closed,eyes_closed", "mouth_open,mouth_open,mouth_open",
-               "eyes_closed", "mouth_open", "blink", "mouth")
+HONEST_SETS: tuple[str | None, ...] = (None, "eyes_closed", "mouth_open", "blink", "mouth")
+# The simulated people cannot turn their heads (../shared/data has no such footage), so
+# their sessions come from a second service that leaves the turns out, as a kiosk may
+# (SessionSettings.challenges.actions); attacks go to both services in turn.
+KIOSK_ACTIONS = ("eyes_closed", "mouth_open")
+POOLS = ("all actions", "no turns")
 
-# The simulated people, as in tests/test_rtc_sessions.py (frames measured with the
-# service's own landmarks): clip, neutral frames, the action's span, its fully-on frames.
-ACTORS = {
-    "eyes_closed": ("blink/zju/000001M_FBN.mp4", (60, 82), (35, 51), (37, 39)),
-    "mouth_open": ("mouth/grid/lbax4n.mpg", (55, 75), (42, 53), (45, 48)),
+# The simulated people (frames measured with the service's own landmarks): clip,
+# neutral frames, and per action its span and its fully-on frames. The GRID speaker
+# blinks once (frames 28-31 read closed) and opens the mouth wide once (45-48).
+PEOPLE = {
+    "zju_000001M": ("blink/zju/000001M_FBN.mp4", (60, 82),
+                    {"eyes_closed": ((35, 51), (37, 39))}),
+    "grid_lbax4n": ("mouth/grid/lbax4n.mpg", (55, 75),
+                    {"eyes_closed": ((25, 34), (28, 31)),
+                     "mouth_open": ((42, 53), (45, 48))}),
 }
 LEGACY = {"blink": "eyes_closed", "mouth": "mouth_open"}
 ACTOR_FPS = 15.0  # ActingTrack's frame rate (the action spans above are in source frames)
+REEL_PERSON = "grid_lbax4n"  # the one who does both actions
 SESSION_TIMEOUT_S = 90.0  # bound on one session, far above any decision time
 
 
@@ -114,6 +130,12 @@ class Context:
     seed: int
     key: str = KEY  # the API key the sessions are created with
     secret: str = SECRET
+    kiosk_url: str = ""  # the service that leaves the turns out ("": url)
+    pool: str = POOLS[0]  # the service this session goes to
+
+    @property
+    def target(self) -> str:
+        return self.kiosk_url or self.url if self.pool == POOLS[1] else self.url
 
 
 Run = Callable[[Context, int, str | None], Awaitable[Outcome]]
@@ -130,18 +152,28 @@ def judge(payload: dict, started: float | None, ended: float) -> Outcome:
 
 async def new_session(ctx: Context, challenges: str | None) -> dict:
     fields = {} if challenges is None else {"challenges": challenges}
-    status, session = await create_session(ctx.http, ctx.url, ctx.key, ctx.secret, **fields)
+    status, session = await create_session(ctx.http, ctx.target, ctx.key, ctx.secret,
+                                           **fields)
     if status != 201:
         raise RuntimeError(f"session not created: {status} {session}")
     return session
 
 
-async def stream_track(ctx: Context, challenges: str | None, track: ClipTrack | ActingTrack,
+Track = ClipTrack | ActingTrack
+
+
+async def stream_track(ctx: Context, challenges: str | None,
+                       track: Track | Callable[[list[str]], Track],
                        play_s: float | None = None, acting: bool = False) -> Outcome:
-    """One session fed by an aiortc peer with a `liveness` data channel; `play_s`: hang
+    """One session fed by an aiortc peer with a `liveness` data channel; `track` may be
+    made from the session's challenge list (as the service completed it); `play_s`: hang
     up after that long (a recording that ends); `acting`: the track follows prompts."""
-    client = WhipClient(await new_session(ctx, challenges), ctx.http)
+    session = await new_session(ctx, challenges)
+    if callable(track) and not isinstance(track, (ClipTrack, ActingTrack)):
+        track = track(session["challenges"])
+    client = WhipClient(session, ctx.http)
     if acting:
+        assert isinstance(track, ActingTrack)
         client.listeners.append(track.on_message)
     if await client.connect(track) != 201:
         raise RuntimeError("WHIP offer refused")
@@ -174,30 +206,43 @@ def replay(paths: list[str], loop: bool) -> Run:
     return run
 
 
-def reel_frames(action: str, seed: int, hold_s: float = 1.5, neutral_s: float = 0.5
-                ) -> list[np.ndarray]:
-    """One cycle of an action reel at ACTOR_FPS: neutral, into the action, held with
-    sensor noise, out of it (~2 s with the default hold)."""
-    path, neutral, span, held = ACTORS[action]
+def reel_frames(person: str, actions: tuple[str, ...], seed: int, hold_s: float = 1.5,
+                neutral_s: float = 0.5) -> list[np.ndarray]:
+    """One cycle of an action reel at ACTOR_FPS: for each action in turn, neutral, into
+    the action, held with sensor noise, out of it (~2 s per action)."""
+    path, neutral, spans = PEOPLE[person]
     frames = clip(path)
-    act: Performance = performance(frames, span, held)
     rng = np.random.default_rng(seed)
-    hold = []
-    for i in range(int(hold_s * ACTOR_FPS)):
-        noisy = act.hold[i % len(act.hold)].astype(np.float32)
-        noisy += rng.normal(0.0, 2.0, noisy.shape).astype(np.float32)
-        hold.append(np.clip(noisy, 0, 255).astype(np.uint8))
-    rest = frames[slice(*neutral)][: int(neutral_s * ACTOR_FPS)]
-    return rest + act.onset + hold + act.offset
+    cycle: list[np.ndarray] = []
+    for action in actions:
+        act: Performance = performance(frames, *spans[action])
+        hold = []
+        for i in range(int(hold_s * ACTOR_FPS)):
+            noisy = act.hold[i % len(act.hold)].astype(np.float32)
+            noisy += rng.normal(0.0, 2.0, noisy.shape).astype(np.float32)
+            hold.append(np.clip(noisy, 0, 255).astype(np.uint8))
+        rest = frames[slice(*neutral)][: int(neutral_s * ACTOR_FPS)]
+        cycle += rest + act.onset + hold + act.offset
+    return cycle
 
 
 async def action_reel(ctx: Context, index: int, challenges: str | None) -> Outcome:
-    """The reel of the asked action when the set asks for one the reels have (the
-    attacker's best choice), else the two people's reels in turn."""
-    asked = {LEGACY.get(a, a) for a in (challenges or "").split(",")}
-    action = asked.pop() if len(asked) == 1 and asked <= set(ACTORS) else \
-        ("eyes_closed", "mouth_open")[index % 2]
-    frames = reel_frames(action, ctx.seed + index)
+    """One person's real frames cycling through every action they have (eyes shut,
+    mouth wide open), each held 1.5 s, ~2 s apart, ignoring the prompts; the asked
+    action first when the set names one (the attacker's best guess)."""
+    asked = LEGACY.get(challenges or "", challenges or "")
+    order = ("mouth_open", "eyes_closed") if asked == "mouth_open" or index % 2 else \
+        ("eyes_closed", "mouth_open")
+    frames = reel_frames(REEL_PERSON, order, ctx.seed + index)
+    return await stream_track(ctx, challenges, ClipTrack(frames, fps=ACTOR_FPS))
+
+
+async def action_reel_asked(ctx: Context, index: int, challenges: str | None) -> Outcome:
+    """A reel of the asked action only (made again and again, ~2 s apart), for sets
+    that name one the reels have, else the person's first action."""
+    asked = LEGACY.get(challenges or "", challenges or "")
+    action = asked if asked in PEOPLE[REEL_PERSON][2] else "eyes_closed"
+    frames = reel_frames(REEL_PERSON, (action,), ctx.seed + index)
     return await stream_track(ctx, challenges, ClipTrack(frames, fps=ACTOR_FPS))
 
 
@@ -291,19 +336,24 @@ def ffmpeg_push(watched: bool) -> Run:
 
 
 def actor(actions: list[str], seed: int) -> ActingTrack:
-    """A simulated person who performs `actions` (all performed by one person: the set
-    uses one underlying action, see HONEST_SETS)."""
-    path, neutral, span, held = ACTORS[LEGACY.get(actions[0], actions[0])]
+    """A simulated person who can perform every action of `actions` (the GRID speaker
+    for sets with the mouth; for eyes-only sets the ZJU person or the GRID speaker by
+    seed)."""
+    needed = {LEGACY.get(a, a) for a in actions}
+    able = [p for p, (_, _, spans) in PEOPLE.items() if needed <= set(spans)]
+    if not able:
+        raise RuntimeError(f"no simulated person can do {sorted(needed)}")
+    path, neutral, spans = PEOPLE[able[seed % len(able)]]
     frames = clip(path)
-    performances = {a: performance(frames, span, held, until_release=a not in LEGACY)
-                    for a in set(actions)}
+    performances = {a: performance(frames, *spans[LEGACY.get(a, a)],
+                                   until_release=a not in LEGACY) for a in set(actions)}
     return ActingTrack(frames[slice(*neutral)], performances, seed=seed, fps=ACTOR_FPS)
 
 
 async def honest(ctx: Context, index: int, challenges: str | None) -> Outcome:
-    assert challenges is not None
-    track = actor(challenges.split(","), seed=ctx.seed * 100_003 + index)
-    return await stream_track(ctx, challenges, track, acting=True)
+    seed = ctx.seed * 100_003 + index
+    return await stream_track(ctx, challenges, lambda actions: actor(actions, seed),
+                              acting=True)
 
 
 # --- the scenarios and their statistics --------------------------------------------------
@@ -327,6 +377,7 @@ SCENARIOS = [
     Scenario("loop_blink", True, replay(BLINK_CLIPS, loop=True), ATTACK_SETS),
     Scenario("loop_talk", True, replay(TALK_CLIPS, loop=True), ATTACK_SETS),
     Scenario("action_reel", True, action_reel, ATTACK_SETS),
+    Scenario("action_reel_asked", True, action_reel_asked, ATTACK_SETS),
     Scenario("photo", True, photo(tilt=False), ATTACK_SETS),
     Scenario("photo_tilt", True, photo(tilt=True), ATTACK_SETS),
     Scenario("splice_0.5", True, splice(0.5), ATTACK_SETS),
@@ -365,14 +416,14 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
 @dataclass
 class Tally:
     scenario: Scenario
-    outcomes: list[tuple[str | None, Outcome]]
+    outcomes: list[tuple[str, str | None, Outcome]]  # (pool, challenge set, outcome)
 
     def row(self) -> str:
         n = len(self.outcomes)
-        passed = sum(o.passed for _, o in self.outcomes)
+        passed = sum(o.passed for _, _, o in self.outcomes)
         errors = passed if self.scenario.attack else n - passed
         lo, hi = clopper_pearson(errors, n) if n else (0.0, 1.0)
-        times = [o.seconds for _, o in self.outcomes if o.seconds is not None]
+        times = [o.seconds for _, _, o in self.outcomes if o.seconds is not None]
         median = f"{statistics.median(times):.1f} s" if times else "-"
         rate = "APCER" if self.scenario.attack else "BPCER"
         share = errors / n if n else 0.0
@@ -380,10 +431,10 @@ class Tally:
                 f"[{100 * lo:.1f}, {100 * hi:.1f}] | {median} |")
 
 
-async def run_all(args: argparse.Namespace, url: str) -> list[Tally]:
+async def run_all(args: argparse.Namespace, url: str, kiosk_url: str) -> list[Tally]:
     wanted = [s for s in SCENARIOS if not args.only or s.name in args.only]
     exe = ffmpeg_exe() if any(s.needs_ffmpeg for s in wanted) else None
-    jobs: list[tuple[Tally, int, str | None]] = []
+    jobs: list[tuple[Tally, int, str | None, str]] = []
     tallies = []
     for k, scenario in enumerate(wanted):
         if scenario.needs_ffmpeg and exe is None:
@@ -397,8 +448,11 @@ async def run_all(args: argparse.Namespace, url: str) -> list[Tally]:
         sets = scenario.sets
         if args.sets and scenario.attack:
             sets = tuple(None if c == "default" else c for c in args.sets)
-        # each scenario starts at another set, so short runs still cover every set
-        jobs += [(tally, i, sets[(i + k) % len(sets)]) for i in range(count)]
+        # each scenario starts at another set, so short runs still cover every set;
+        # attacks alternate between the two services, honest people use the kiosk one
+        jobs += [(tally, i, sets[(i + k) % len(sets)],
+                  POOLS[(i // len(sets)) % 2] if scenario.attack else POOLS[1])
+                 for i in range(count)]
     random.Random(args.seed).shuffle(jobs)  # scenarios interleaved: same load for each
     queue: asyncio.Queue = asyncio.Queue()
     for job in jobs:
@@ -408,18 +462,19 @@ async def run_all(args: argparse.Namespace, url: str) -> list[Tally]:
     async def worker(ctx: Context) -> None:
         nonlocal done
         while not queue.empty():
-            tally, index, challenges = queue.get_nowait()
-            outcome = await tally.scenario.run(ctx, index, challenges)
-            tally.outcomes.append((challenges, outcome))
+            tally, index, challenges, pool = queue.get_nowait()
+            outcome = await tally.scenario.run(dataclasses.replace(ctx, pool=pool), index,
+                                               challenges)
+            tally.outcomes.append((pool, challenges, outcome))
             done += 1
             if outcome.passed == tally.scenario.attack or args.verbose:
                 print(f"[{done}/{len(jobs)}] {tally.scenario.name} #{index} "
-                      f"{challenges or 'default'}: "
+                      f"{challenges or 'default'} ({pool}): "
                       f"{'PASSED' if outcome.passed else 'failed'} ({outcome.reason})",
                       flush=True)
 
     async with aiohttp.ClientSession() as http:
-        ctx = Context(url, http, args.seed)
+        ctx = Context(url, http, args.seed, kiosk_url=kiosk_url)
         await asyncio.gather(*(worker(ctx) for _ in range(args.concurrency)))
     return tallies
 
@@ -433,18 +488,21 @@ def report(tallies: list[Tally]) -> None:
     if attacks:
         total = Tally(Scenario("all attacks", True, honest, ()), attacks)
         print(total.row())
-    print("\n| challenge set | attack sessions | passed | honest sessions | passed | honest "
-          "median first frame -> result |\n|---|---|---|---|---|---|")
-    for challenges in dict.fromkeys(ATTACK_SETS + HONEST_SETS):
-        a = [o for t in tallies if t.scenario.attack for c, o in t.outcomes if c == challenges]
-        h = [o for t in tallies if not t.scenario.attack for c, o in t.outcomes
-             if c == challenges]
-        times = [o.seconds for o in h if o.seconds is not None]
-        median = f"{statistics.median(times):.1f} s" if times else "-"
-        if a or h:
-            print(f"| {challenges or 'default (3 random)'} | {len(a)} | "
-                  f"{sum(o.passed for o in a)} | {len(h)} | {sum(o.passed for o in h)} | "
-                  f"{median} |")
+    print("\n| actions the service picks | challenge set asked | attack sessions | passed | "
+          "honest sessions | passed | honest median first frame -> result |"
+          "\n|---|---|---|---|---|---|---|")
+    for pool in POOLS:
+        for challenges in dict.fromkeys(ATTACK_SETS + HONEST_SETS):
+            a = [o for t in tallies if t.scenario.attack for p, c, o in t.outcomes
+                 if (p, c) == (pool, challenges)]
+            h = [o for t in tallies if not t.scenario.attack for p, c, o in t.outcomes
+                 if (p, c) == (pool, challenges)]
+            times = [o.seconds for o in h if o.seconds is not None]
+            median = f"{statistics.median(times):.1f} s" if times else "-"
+            if a or h:
+                print(f"| {pool} | {challenges or 'default (3 random)'} | {len(a)} | "
+                      f"{sum(o.passed for o in a)} | {len(h)} | "
+                      f"{sum(o.passed for o in h)} | {median} |")
 
 
 def main() -> None:
@@ -458,16 +516,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--url", help="a running service (its sessions limits must allow "
                         "the concurrency and the session rate)")
+    parser.add_argument("--kiosk-url", help="a running service configured with "
+                        f"SERVICE_SESSIONS__CHALLENGES__ACTIONS={','.join(KIOSK_ACTIONS)}")
     parser.add_argument("--verbose", action="store_true", help="print every session")
     args = parser.parse_args()
     started = time.monotonic()
-    if args.url:
-        tallies = asyncio.run(run_all(args, args.url))
+    if args.url and args.kiosk_url:
+        tallies = asyncio.run(run_all(args, args.url, args.kiosk_url))
     else:
         env = {"SERVICE_SESSIONS__MAX_ACTIVE": str(args.concurrency + 2),
                "SERVICE_SESSIONS__PER_KEY_PER_MINUTE": "100000"}
-        with running_service(env) as url:
-            tallies = asyncio.run(run_all(args, url))
+        kiosk = {**env, "SERVICE_SESSIONS__CHALLENGES__ACTIONS": ",".join(KIOSK_ACTIONS)}
+        with running_service(env) as url, running_service(kiosk) as kiosk_url:
+            tallies = asyncio.run(run_all(args, url, kiosk_url))
     report(tallies)
     print(f"\n{sum(len(t.outcomes) for t in tallies)} sessions in "
           f"{(time.monotonic() - started) / 60:.1f} min, concurrency {args.concurrency}, "

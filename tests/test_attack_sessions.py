@@ -23,18 +23,25 @@ SESSIONS_AT_ONCE = 3  # bounded load on a 2-core runner: the sessions run in rea
 
 
 @pytest_asyncio.fixture(scope="module")
-async def server() -> AsyncIterator:
-    server = await start_server(make_config(
-        sessions__max_active=SESSIONS_AT_ONCE + 2, sessions__media_timeout_s=4.0))
-    yield server
-    await server.close()
+async def servers() -> AsyncIterator:
+    """The default service and one without head turns (the simulated people cannot
+    turn), as the bench runs them."""
+    settings = {"sessions__max_active": SESSIONS_AT_ONCE + 2,
+                "sessions__media_timeout_s": 4.0}
+    default = await start_server(make_config(**settings))
+    kiosk = await start_server(make_config(
+        **settings, sessions__challenges__actions=bench.KIOSK_ACTIONS))
+    yield default, kiosk
+    await kiosk.close()
+    await default.close()
 
 
-async def run(server, http, scenario: str, challenges: list[str | None]
-              ) -> list[bench.Outcome]:
+async def run(servers, http, scenario: str, challenges: list[str | None],
+              pool: str = bench.POOLS[0]) -> list[bench.Outcome]:
     """Sessions of one bench scenario, one per challenge set, SESSIONS_AT_ONCE at a time."""
-    ctx = bench.Context(str(server.make_url("")).rstrip("/"), http, seed=11,
-                        key=KEY, secret=SECRET)
+    default, kiosk = (str(s.make_url("")).rstrip("/") for s in servers)
+    ctx = bench.Context(default, http, seed=11, key=KEY, secret=SECRET, kiosk_url=kiosk,
+                        pool=pool)
     runner = next(s for s in bench.SCENARIOS if s.name == scenario).run
     gate = asyncio.Semaphore(SESSIONS_AT_ONCE)
 
@@ -44,34 +51,36 @@ async def run(server, http, scenario: str, challenges: list[str | None]
     return await asyncio.gather(*(one(i, c) for i, c in enumerate(challenges)))
 
 
-async def test_looped_replays_fail(server, http):
+async def test_looped_replays_fail(servers, http):
     """A real blinking person's clip, looped: whatever the set, it cannot know when the
     prompt comes or how long to hold."""
-    outcomes = await run(server, http, "loop_blink", [None, "eyes_closed"])
+    outcomes = await run(servers, http, "loop_blink", [None, "eyes_closed"])
     assert [o.passed for o in outcomes] == [False, False], outcomes
     assert all("challenges not met" in o.reason for o in outcomes)
 
 
-async def test_action_reels_fail(server, http):
-    """A reel doing the asked action over and over (eyes shut ~1.5 s every ~2.5 s, or the
-    mouth wide open) does it in the pauses and holds it for its own time, not the one
-    the service picks: three prompts of its own action are not all met."""
-    outcomes = await run(server, http, "action_reel",
-                         ["eyes_closed,eyes_closed,eyes_closed",
-                          "mouth_open,mouth_open,mouth_open"])
-    assert [o.passed for o in outcomes] == [False, False], outcomes
+async def test_action_reels_fail(servers, http):
+    """One person's reel of eyes shut and mouth wide open (each held 1.5 s, ~2 s apart),
+    and a reel of the asked action alone: they act in the pauses and hold for their own
+    time, and the completed set asks an action they cannot foresee."""
+    outcomes = await run(servers, http, "action_reel", [None, "mouth_open"],
+                         pool=bench.POOLS[1])
+    outcomes += await run(servers, http, "action_reel_asked", ["eyes_closed"],
+                          pool=bench.POOLS[1])
+    assert [o.passed for o in outcomes] == [False, False, False], outcomes
 
 
-async def test_prompt_following_people_pass(server, http):
-    outcomes = await run(server, http, "honest", ["eyes_closed", "mouth_open"])
+async def test_prompt_following_people_pass(servers, http):
+    """The default set (no turns on that service) and a legacy blink, completed."""
+    outcomes = await run(servers, http, "honest", [None, "blink"], pool=bench.POOLS[1])
     assert [o.passed for o in outcomes] == [True, True], outcomes
     assert all(o.seconds is not None and o.seconds > 0 for o in outcomes)
 
 
-async def test_ffmpeg_injection_without_a_prompt_reader_fails(server, http):
+async def test_ffmpeg_injection_without_a_prompt_reader_fails(servers, http):
     """FFmpeg's WHIP muxer pushes a recording (no data channel) and nobody reads the
     events stream: the prompts reached no one."""
     if bench.ffmpeg_exe() is None:
         pytest.skip("no FFmpeg with the WHIP muxer (the imageio-ffmpeg package)")
-    (outcome,) = await run(server, http, "ffmpeg", ["eyes_closed"])
+    (outcome,) = await run(servers, http, "ffmpeg", ["eyes_closed"])
     assert not outcome.passed and "challenges not delivered" in outcome.reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -146,9 +146,9 @@ def test_prompts_come_after_a_random_pause():
         script, log = drive(["turn_left", "mouth_open"], person(), seed=seed)
         assert script.passed
         (first, _), (second, _) = log.of(Prompt)
-        met_first = log.of(Met)[0][0]
+        released_first = script.to_json()[0]["ended_at"]  # the first action seen off
         firsts.add(round(first, 1))
-        gaps.append(second - met_first)
+        gaps.append(second - released_first)
         assert PARAMS.pause_min_s <= first <= PARAMS.pause_max_s + 0.1 + 1e-6
     assert all(PARAMS.pause_min_s - 1e-6 <= g <= PARAMS.pause_max_s + 0.1 + 1e-6 for g in gaps)
     assert len(firsts) > 5
@@ -333,8 +333,11 @@ def gaps(off: set[float], lost: set[float]) -> Behaviour:
 
 
 def test_short_dropouts_inside_a_hold_are_tolerated():
-    # two frames reading off (0.2 s < dropout_s) and 0.5 s without a face
-    script, _ = drive(["eyes_closed"], gaps(off={0.8, 0.9}, lost={1.0, 1.1, 1.2, 1.3, 1.4}))
+    # two frames reading off (0.2 s < dropout_s) and 0.5 s without a face, inside a
+    # hold long enough to hold them
+    long_hold = replace(PARAMS, hold_min_s=2.0, hold_max_s=2.5)
+    script, _ = drive(["eyes_closed"], gaps(off={0.8, 0.9}, lost={1.0, 1.1, 1.2, 1.3, 1.4}),
+                      params=long_hold)
     assert script.passed
 
 
@@ -482,25 +485,97 @@ def test_default_set_is_three_hold_actions_without_repeats():
 
 
 @pytest.mark.parametrize("value,expected", [
-    ("blink,mouth", ["blink", "mouth"]), (["turn_left"], ["turn_left"]),
-    (" Eyes_Closed , MOUTH_open ", ["eyes_closed", "mouth_open"]),
-    ("eyes_closed,blink,turn_right", ["eyes_closed", "blink", "turn_right"]),
+    (["turn_left", "eyes_closed", "turn_left"], ["turn_left", "eyes_closed", "turn_left"]),
+    (" Eyes_Closed , MOUTH_open,turn_RIGHT ", ["eyes_closed", "mouth_open", "turn_right"]),
+    ("eyes_closed,blink,turn_right,mouth_open", ["eyes_closed", "blink", "turn_right",
+                                                 "mouth_open"]),
 ])
 def test_parse_lists(value, expected):
     assert parse_challenges(value) == expected
 
 
-@pytest.mark.parametrize("value", ["wink", "", "-1", "99", ["blink"] * 7, "open_mouth"])
+@pytest.mark.parametrize("value", ["blink", "blink,mouth", "mouth,mouth", ["turn_left"],
+                                   "eyes_closed,eyes_closed,eyes_closed", "1",
+                                   "eyes_closed,blink"])
+def test_sets_are_completed_to_three_hold_actions_of_two_kinds(value):
+    """A legacy action is met by any recording's next blink or word about half the time,
+    and a recording repeating one action in the protocol's rhythm meets most prompts for
+    it: every set gets hold actions it cannot predict."""
+    assert (PARAMS.min_holds, PARAMS.min_kinds) == (3, 2)
+    asked = value if isinstance(value, list) or value.isdigit() else value.split(",")
+    for seed in range(50):
+        got = parse_challenges(value, rng=random.Random(seed))
+        if not str(value).isdigit():
+            assert got[:len(asked)] == asked  # what was asked, in its order, first
+        holds = [a for a in got if a in HOLD_ACTIONS]
+        assert len(holds) >= 3 and len(set(holds)) >= 2
+        added = got[len(asked):] if not str(value).isdigit() else got
+        assert len(added) <= 3
+        for before, after in itertools.pairwise(got[len(asked) - 1:] if added else []):
+            assert after != before and (before, after) not in (("blink", "eyes_closed"),
+                                                               ("mouth", "mouth_open"))
+
+
+def test_a_kiosk_may_leave_the_turns_out():
+    kiosk = replace(PARAMS, actions=("eyes_closed", "mouth_open"))
+    for seed in range(30):
+        rng = random.Random(seed)
+        for value in (None, "1", "blink", "eyes_closed"):
+            got = parse_challenges(value, kiosk, rng)
+            assert not any(a.startswith("turn_") for a in got)
+            assert {"eyes_closed", "mouth_open"} <= set(got) or value == "blink"
+    only_eyes = replace(PARAMS, actions=("eyes_closed",))
+    assert parse_challenges(None, only_eyes) == ["eyes_closed"] * 3
+    with pytest.raises(ValueError):
+        replace(PARAMS, actions=("blink",))
+
+
+def one_action_reel(action: str, on_s: float, gap_s: float, phase_s: float) -> Behaviour:
+    """A recording of one action made again and again: on `on_s`, off `gap_s`."""
+    def behaviour(t: float, log: Log) -> tuple[ActionState, tuple[CueEvent, ...]]:
+        return frame(t, *([action] if (t + phase_s) % (on_s + gap_s) < on_s else [])), ()
+    return behaviour
+
+
+@pytest.mark.parametrize("on_s,gap_s", [(2.0, 3.0), (1.5, 2.0), (2.0, 1.0), (2.5, 2.5)])
+def test_a_recording_of_the_one_asked_action_fails_the_completed_set(on_s, gap_s):
+    """Made in the protocol's rhythm it meets most prompts for its action (the next
+    prompt comes a pause after its own release); the completed set asks another."""
+    rng = random.Random(3)
+    for seed in range(40):
+        actions = parse_challenges("eyes_closed", rng=rng)
+        script, _ = drive(actions, one_action_reel("eyes_closed", on_s, gap_s,
+                                                   rng.uniform(0, 10)), seed=seed)
+        assert script.finished and not script.passed
+
+
+def test_the_minimum_can_be_turned_off():
+    params = replace(PARAMS, min_holds=0, min_kinds=0)
+    assert parse_challenges("blink", params) == ["blink"]
+    assert parse_challenges("eyes_closed,eyes_closed", params) == ["eyes_closed"] * 2
+    assert len(parse_challenges("1", params, random.Random(0))) == 1
+
+
+@pytest.mark.parametrize("value", ["wink", "-1", "99", ["blink"] * 7, "open_mouth",
+                                   "blink,,wink"])
 def test_parse_rejects_bad_values(value):
     with pytest.raises(ValueError):
         parse_challenges(value)
 
 
-def test_parse_count_draws_that_many_hold_actions():
+def test_parse_count_draws_that_many_hold_actions_but_at_least_the_minimum():
     picks = parse_challenges("3", rng=random.Random(1))
     assert len(picks) == 3 and all(a in HOLD_ACTIONS for a in picks)
+    assert len(parse_challenges("1", rng=random.Random(1))) == PARAMS.min_holds
+    assert len(parse_challenges("5", rng=random.Random(1))) == 5
     assert parse_challenges(0) == []
     assert set(ACTIONS) == set(HOLD_ACTIONS) | set(LEGACY_ACTIONS)
+
+
+def test_no_field_is_the_default_set():
+    for empty in (None, ""):
+        picks = parse_challenges(empty, rng=random.Random(3))
+        assert len(picks) == PARAMS.default_count and all(a in HOLD_ACTIONS for a in picks)
 
 
 def test_unknown_action_in_a_script_is_refused():

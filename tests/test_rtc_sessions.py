@@ -3,7 +3,10 @@
 Most clients here are replays: a clip looped in real time that ignores the prompts, so
 the clip alone meets the challenges (or fails them). The prompt-following client
 (rtc_client.ActingTrack) is a simulated honest person built from real frames. Each test
-creates its own session on one server, so failures are decided in seconds.
+creates its own session on one server, so failures are decided in seconds. That server
+asks exactly the challenges a test names (min_holds = min_kinds = 0): how the service
+completes short sets is tested in test_challenges.py and, end to end, in
+test_short_sets_are_completed_by_default below.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ VIDEO_ORDER = ["Decision value", "Live or not", "Whether there is a replacement"
 async def rtc_server() -> AsyncIterator:
     server = await start_server(make_config(
         sessions__observation_s=6.0, sessions__media_timeout_s=4.0,
-        sessions__max_active=4, sessions__ttl_s=40.0))
+        sessions__max_active=4, sessions__ttl_s=40.0,
+        sessions__challenges__min_holds=0, sessions__challenges__min_kinds=0))
     yield server
     await server.close()
 
@@ -273,6 +277,19 @@ async def test_client_that_disconnects_mid_session_leaves_nothing_behind(http, u
     assert left == []
     stored = manager.store.sessions[session["session_id"]]
     assert stored.portrait is None and stored.state == "decided"
+
+
+async def test_short_sets_are_completed_by_default(http, base_url):
+    """On the default configuration a legacy `blink` alone is completed with hold actions
+    (see ChallengeParams.min_holds): the session says what it will ask."""
+    for asked in ("blink", "eyes_closed", "1"):
+        status, session = await create_session(http, base_url, KEY, SECRET, challenges=asked)
+        assert status == 201, session
+        got = session["challenges"]
+        holds = [a for a in got if a not in ("blink", "mouth")]
+        assert len(holds) >= 3 and len(set(holds)) >= 2, got
+        if asked != "1":
+            assert got[0] == asked
 
 
 async def test_session_creation_limits_and_validation(http, url):

@@ -33,6 +33,8 @@ async def events_server() -> AsyncIterator:
     server = await start_server(make_config(
         sessions__media_timeout_s=4.0, sessions__max_active=4, sessions__ttl_s=40.0,
         sessions__events__heartbeat_s=0.3,
+        # each test asks exactly the challenges it names (completion: test_challenges.py)
+        sessions__challenges__min_holds=0, sessions__challenges__min_kinds=0,
         # far shorter than any stream here: the HTTP layer's header and body deadlines
         # must not cut a response the app is still writing
         http__header_timeout_s=1.0, http__body_timeout_s=1.0))

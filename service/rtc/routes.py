@@ -21,7 +21,7 @@ from aiohttp import web
 from service.api.forms import parse_content_type, parse_json_object
 from service.api.request import JSON, read_body, read_request, read_text
 from service.errors import MalformedField, SessionExpired, SessionNotFound, UnsupportedMediaType
-from service.liveness.challenges import parse_challenges, pick_challenges
+from service.liveness.challenges import parse_challenges
 from service.payload import failure
 from service.rtc.manager import SessionManager
 from service.rtc.runner import portrait_embedding
@@ -62,10 +62,8 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     state: ServiceState = request.app[STATE]
     cfg = state.config
     manager = request.app[MANAGER]
-    rules = cfg.sessions.challenges
     try:
-        challenges = (parse_challenges(fields["challenges"], rules.max_count)
-                      if fields.get("challenges") else pick_challenges(rules.default_count))
+        challenges = parse_challenges(fields.get("challenges"), cfg.sessions.challenges)
     except ValueError as exc:
         raise MalformedField("challenges", "malformed", str(exc)) from None
     try:
