@@ -56,8 +56,12 @@ def service_process(extra_env: dict[str, str] | None = None
             time.sleep(0.2)
         yield url, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.terminate()  # SIGTERM drains: sessions still running may keep it up
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def run_with_service(run: Callable[[argparse.Namespace, str], Awaitable[None]],

@@ -15,12 +15,12 @@ import hmac
 import math
 import re
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
+from service.shared_state import SharedState
 
 T = TypeVar("T")
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token; we take exactly one space.
@@ -41,50 +41,6 @@ def parse_timestamp(text: str) -> float:
     return value
 
 
-@dataclass
-class ReplayCache:
-    """Fingerprints of accepted requests, kept for as long as their timestamp is valid."""
-
-    max_entries: int = 100_000
-    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
-
-    def check_and_add(self, fingerprint: str, expires_at: float, now: float) -> bool:
-        """Return False when the fingerprint was already seen (a replay)."""
-        while self._seen:
-            _, expiry = next(iter(self._seen.items()))
-            if expiry > now and len(self._seen) < self.max_entries:
-                break
-            self._seen.popitem(last=False)
-        if fingerprint in self._seen:
-            return False
-        self._seen[fingerprint] = expires_at
-        return True
-
-
-@dataclass
-class FailureLimiter:
-    """Failed authentications per client address over a sliding window."""
-
-    limit: int
-    window_s: float
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        hits = self._failures.setdefault(client, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        return hits
-
-    def check(self, client: str, now: float) -> None:
-        if len(self._recent(client, now)) >= self.limit:
-            raise RateLimited("too many failed attempts, retry later")
-
-    def record(self, client: str, now: float) -> None:
-        self._recent(client, now).append(now)
-        if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-            self._failures = {c: h for c, h in self._failures.items() if h}
-
-
 @dataclass(frozen=True)
 class AuthSettings:
     # Spec section 1: the timestamp may differ from our clock by this much either way.
@@ -99,44 +55,55 @@ class AuthSettings:
 
 @dataclass
 class Authenticator:
+    """The checks of every authenticated request. The replay cache and the per-address
+    failure counts are in the shared state (service.shared_state), so N replicas refuse
+    a replay and lock an address out exactly as one process does."""
+
     keys: Mapping[str, str]
     window_s: float
     reject_replays: bool
-    limiter: FailureLimiter
-    replays: ReplayCache = field(default_factory=ReplayCache)
+    max_failed: int
+    failed_window_s: float
+    shared: SharedState
 
     @classmethod
-    def from_settings(cls, keys: Mapping[str, str], settings: AuthSettings) -> Authenticator:
+    def from_settings(cls, keys: Mapping[str, str], settings: AuthSettings,
+                      shared: SharedState) -> Authenticator:
         return cls(keys=dict(keys), window_s=settings.timestamp_window_s,
                    reject_replays=settings.reject_replays,
-                   limiter=FailureLimiter(settings.max_failed_auth,
-                                          settings.failed_auth_window_s))
+                   max_failed=settings.max_failed_auth,
+                   failed_window_s=settings.failed_auth_window_s, shared=shared)
 
-    def verify(self, client: str, key: str, timestamp: str, token: str,
-               body_digest: str, now: float | None = None) -> None:
+    async def verify(self, client: str, key: str, timestamp: str, token: str,
+                     body_digest: str, now: float | None = None) -> None:
         """Raise the matching ApiError unless the request is authentic and fresh."""
         now = time.time() if now is None else now
-        self.limiter.check(client, now)
+        await self._check_lockout(client, now)
         try:
-            self._verify(key, timestamp, token, body_digest, now)
+            await self._verify(key, timestamp, token, body_digest, now)
         except (BadCredentials, StaleTimestamp):
-            self.limiter.record(client, now)
+            await self.shared.add_failure(client, now, self.failed_window_s)
             raise
 
-    def check_bearer(self, client: str, authorization: str | None,
-                     check: Callable[[str], T], now: float | None = None) -> T:
+    async def check_bearer(self, client: str, authorization: str | None,
+                           check: Callable[[str], Awaitable[T]], now: float | None = None
+                           ) -> T:
         """Lockout first (4290), then `check(token)`; an absent or malformed header or a
         token `check` refuses (BadCredentials) counts as a failed attempt."""
         now = time.time() if now is None else now
-        self.limiter.check(client, now)
+        await self._check_lockout(client, now)
         try:
-            return check(bearer_token(authorization))
+            return await check(bearer_token(authorization))
         except BadCredentials:
-            self.limiter.record(client, now)
+            await self.shared.add_failure(client, now, self.failed_window_s)
             raise
 
-    def _verify(self, key: str, timestamp: str, token: str, body_digest: str,
-                now: float) -> None:
+    async def _check_lockout(self, client: str, now: float) -> None:
+        if await self.shared.failures(client, now, self.failed_window_s) >= self.max_failed:
+            raise RateLimited("too many failed attempts, retry later")
+
+    async def _verify(self, key: str, timestamp: str, token: str, body_digest: str,
+                      now: float) -> None:
         ts = parse_timestamp(timestamp)
         secret = self.keys.get(key)
         expected = make_token(secret or "", key, timestamp)
@@ -148,7 +115,7 @@ class Authenticator:
             raise StaleTimestamp()
         if self.reject_replays:
             fingerprint = hashlib.sha256(f"{key}\0{timestamp}\0{body_digest}".encode()).hexdigest()
-            if not self.replays.check_and_add(fingerprint, ts + self.window_s, now):
+            if not await self.shared.add_fingerprint(fingerprint, ts + self.window_s, now):
                 raise StaleTimestamp("replayed request: send a fresh timestamp and token")
 
 

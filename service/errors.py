@@ -84,6 +84,21 @@ class SessionExpired(ApiError):
     status, http_status, message = "4100", 410, "the session has expired"
 
 
+class SessionLost(ApiError):
+    """Spec 2.1: the replica that held the session's peer connection stopped."""
+
+    status, http_status, message = "4101", 410, "session lost"
+
+
+# --- several replicas (spec 2.1) ---
+
+
+class StateStoreUnavailable(ApiError):
+    """The shared state store (Redis) cannot be reached; the request may be retried."""
+
+    status, http_status, message = "5030", 503, "state store unavailable"
+
+
 # --- HTTP-level refusals (service/http_server.py): the HTTP status kept and, where the
 # spec has no code of its own, the envelope status = HTTP status x 10 (as 4040 above) ---
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -41,6 +43,7 @@ from service.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from service.forwarded import is_trusted
 from service.payload import failure
 
 log = logging.getLogger("service.http")
@@ -72,6 +75,10 @@ class HttpSettings:
     # once. Above aiohttp's default client pool (100 connections) so a batch client
     # that gathers requests is not refused; browsers open 6 per host.
     max_connections_per_address: int = 128
+    # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client
+    # (service/forwarded.py) and whose connections are not capped per address. Empty:
+    # no proxy is believed; set it to the proxy's address behind one (deploy/).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class BodyTimeout(asyncio.TimeoutError):
@@ -163,6 +170,8 @@ class ServiceRequestHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._address = address = _address(transport)
+        if is_trusted(address, self._settings.trusted_proxies):
+            self._address = address = None  # a proxy carries many clients' connections
         if address is not None:
             self._server.per_address[address] += 1
             if self._server.per_address[address] > self._settings.max_connections_per_address:
@@ -320,13 +329,30 @@ class ServiceRunner(web.AppRunner):
                              loop=server._loop, **server._kwargs)
 
 
-async def serve(app: web.Application, host: str, port: int, settings: HttpSettings) -> None:
-    """Serve on host:port until SIGINT or SIGTERM (as web.run_app, on our runner)."""
-    runner = ServiceRunner(app, settings, handle_signals=True)
+async def serve(app: web.Application, host: str, port: int, settings: HttpSettings,
+                drain: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Serve on host:port until SIGINT, or SIGTERM after `drain()` returned (requests
+    go on being served while it runs), then clean up (as web.run_app, on our runner)."""
+    runner = ServiceRunner(app, settings)
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    draining: list[asyncio.Task[None]] = []
+
+    def on_sigterm() -> None:
+        if drain is None:
+            stop.set()
+        elif not draining:
+            draining.append(loop.create_task(drain(), name="drain"))
+            draining[0].add_done_callback(lambda _: stop.set())
+
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
         await web.TCPSite(runner, host, port).start()
         log.info("serving on http://%s:%d", host, port)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for task in draining:
+            task.cancel()
         await runner.cleanup()

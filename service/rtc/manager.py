@@ -3,7 +3,9 @@
 Owns the session store, each session's peer connection and analysis task, and a
 janitor that ends sessions past their TTL (deciding those that had a peer, closing
 their connections) and forgets decided ones after the result retention time, so
-nothing piles up however many clients come and go.
+nothing piles up however many clients come and go. As one replica of several (shared
+state in Redis) it also announces itself (service/replica.py) and publishes each
+session's state and decision to the session directory (service/rtc/directory.py).
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
 
 from service.config import Config
 from service.errors import SessionConflict, SessionExpired
+from service.replica import Replica, default_public_url
 from service.rtc import peer as peers
+from service.rtc.directory import Directory
 from service.rtc.intake import LatestFrame
 from service.rtc.runner import StreamRun
 from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionState, SessionStore
+from service.shared_state import MemoryState, SharedState
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
@@ -31,20 +37,55 @@ HANG_UP_DELAY_S = 1.0
 
 
 class SessionManager:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, shared: SharedState | None = None) -> None:
         self.cfg = cfg
+        self.shared: SharedState = MemoryState() if shared is None else shared
+        replicas = cfg.replicas
         self.store = SessionStore(
-            max_active=cfg.sessions.max_active, max_per_key=cfg.sessions.per_key_per_minute,
-            per_key_window_s=60.0, result_retention_s=cfg.sessions.result_retention_s,
-            events=cfg.sessions.events)
+            max_active=replicas.capacity or cfg.sessions.max_active,
+            result_retention_s=cfg.sessions.result_retention_s, events=cfg.sessions.events)
+        self.replica = Replica(
+            self.shared, url=(cfg.public_url or default_public_url(cfg.host, cfg.port)
+                              ).rstrip("/"),
+            capacity=self.store.max_active, secret=replicas.secret,
+            heartbeat_interval_s=replicas.heartbeat_interval_s,
+            heartbeat_ttl_s=replicas.heartbeat_ttl_s,
+            forward_timeout_s=replicas.forward_timeout_s,
+            active_count=self.store.active_count)
+        # the session directory: only when other replicas share the state
+        self.directory: Directory | None = None
+        if self.replica.clustered:
+            self.directory = Directory(self.shared, self.replica.id, self.replica.url,
+                                       cfg.sessions.result_retention_s,
+                                       lambda: list(self.store.sessions.values()))
+            self.store.on_change = self._changed
+            self.replica.on_store_lost = self.directory.republish
         self.peers: dict[str, peers.Peer] = {}
+        # parsed once: a malformed entry stops the start instead of failing each session
+        self.ice_servers = peers.parse_ice_servers(cfg.ice_servers)
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None
         self._hang_ups: set[asyncio.Task] = set()  # decided peers closing after the result
+        # told of each session reaching a final state (metrics, webhooks: service.app)
+        self.on_final: list[Callable[[Session], None]] = []
 
     def start(self, runtime: ModelRuntime) -> None:
+        """The models are loaded: sweep, and (with shared state) publish and announce."""
         self.runtime = runtime
         self._janitor = asyncio.create_task(self._sweep_forever(), name="session-janitor")
+        if self.directory is not None:
+            self.directory.start()
+        self.replica.start()
+
+    def _changed(self, session: Session) -> None:
+        assert self.directory is not None
+        self.directory.changed(session)
+        self.replica.nudge()  # the load changed
+
+    async def drain(self) -> None:
+        """SIGTERM: no new sessions; running ones finish (up to the grace period)."""
+        flush = self.directory.flush if self.directory is not None else _nothing
+        await self.replica.drain(self.cfg.replicas.drain_grace_s, flush)
 
     async def connect(self, session: Session, offer_sdp: str) -> str:
         """Answer the session's one and only offer."""
@@ -59,7 +100,7 @@ class SessionManager:
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
 
-        peer, answer = await peers.answer(offer_sdp, self.cfg.ice_servers, on_video,
+        peer, answer = await peers.answer(offer_sdp, self.ice_servers, on_video,
                                           session.outbox.attach_channel)
         if session.state != SessionState.CREATED:  # expired or deleted while we negotiated
             await peer.close()
@@ -70,11 +111,19 @@ class SessionManager:
 
     def _decided(self, session: Session) -> None:
         """The analysis produced its result: hang up (the result stays readable)."""
+        self._final(session)
         peer = self.peers.pop(session.id, None)
         if peer is not None:
             task = asyncio.create_task(self._hang_up(peer), name="hang-up")
             self._hang_ups.add(task)
             task.add_done_callback(self._hang_ups.discard)
+
+    def _final(self, session: Session) -> None:
+        for listener in self.on_final:
+            try:
+                listener(session)
+            except Exception:  # a listener's bug must not stop the session's own work
+                log.exception("session final-state listener failed")
 
     async def _hang_up(self, peer: peers.Peer) -> None:
         await asyncio.sleep(HANG_UP_DELAY_S)
@@ -87,6 +136,7 @@ class SessionManager:
             peer.gone.set()
         elif session.state == SessionState.CREATED:
             session.advance(SessionState.ENDED)
+            self._final(session)
 
     async def add_candidates(self, session: Session, candidates: list[TrickleCandidate]
                              ) -> int:
@@ -107,6 +157,7 @@ class SessionManager:
                 if peer is not None:  # connected, but no video track ever came
                     await self.peers.pop(session.id).close()
                 session.advance(SessionState.EXPIRED, now)
+                self._final(session)
         for session_id in forget:
             self.store.sessions.pop(session_id, None)
 
@@ -127,9 +178,16 @@ class SessionManager:
     async def close(self) -> None:
         if self._janitor is not None:
             self._janitor.cancel()
+        if self.directory is not None:
+            await self.directory.close(self.cfg.replicas.store_timeout_s * 2)
+        await self.replica.close()
         for peer in list(self.peers.values()):
             await peer.close()
         self.peers.clear()
         for task in list(self._hang_ups):
             task.cancel()
         await asyncio.gather(*self._hang_ups, return_exceptions=True)
+
+
+async def _nothing() -> None:
+    return None

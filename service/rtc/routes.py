@@ -8,49 +8,64 @@
     GET    /v1/sessions/{id}/result     202 while running, 200 with the decision
     GET    /v1/sessions/{id}/events     the session's messages as server-sent events
     OPTIONS on all of them              CORS preflight for browsers
+    POST   /v1/replicas/sessions        a creation forwarded by another replica (signed;
+                                        only with shared state, SERVICE_REDIS_URL)
+
+With replicas sharing state, a session another replica holds is placed, redirected,
+read or relayed by service/rtc/remote.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
+import time
 from typing import Any
 
 from aiohttp import web
 
 from service.api.forms import parse_content_type, parse_json_object
 from service.api.request import JSON, read_body, read_request, read_text
-from service.errors import MalformedField, SessionExpired, SessionNotFound, UnsupportedMediaType
+from service.errors import (
+    MalformedField,
+    RateLimited,
+    SessionExpired,
+    SessionNotFound,
+    UnsupportedMediaType,
+)
 from service.liveness.challenges import parse_challenges
+from service.logs import bind_session
 from service.payload import failure
+from service.rtc import remote
 from service.rtc.manager import SessionManager
+from service.rtc.peer import IceServer
 from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
 from service.rtc.session import Session, SessionState
+from service.shared_state import SessionRecord
 from service.state import STATE, ServiceState
+from service.webhooks import WEBHOOKS
 
 MANAGER = web.AppKey("sessions", SessionManager)
 PORTRAIT_FIELDS = ("img", "file", "portrait")
 SDP, SDPFRAG = "application/sdp", "application/trickle-ice-sdpfrag"
 
 # messageString status of a result that is not decided yet (HTTP 202, spec section 2)
-PENDING = "2020"
+PENDING = remote.PENDING
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+_iso = remote.iso
 
 
 def _session_json(request: web.Request, session: Session, token: str,
-                  ice_servers: tuple[str, ...]) -> dict[str, Any]:
-    base = f"{request.url.origin()}/v1/sessions/{session.id}"
+                  ice_servers: tuple[IceServer, ...]) -> dict[str, Any]:
+    base = f"{remote.base_url(request, request.app[MANAGER].replica)}/v1/sessions/{session.id}"
     return {
         "session_id": session.id,
         "session_token": token,
         "whip_url": f"{base}/whip",
         "result_url": f"{base}/result",
         "events_url": f"{base}/events",
-        "ice_servers": [{"urls": [u]} for u in ice_servers],
+        "ice_servers": [s.to_json() for s in ice_servers],
         "expires_at": _iso(session.expires_at),
         "ttl_s": round(session.expires_at - session.created_at, 3),
         "challenges": list(session.challenges),
@@ -58,7 +73,10 @@ def _session_json(request: web.Request, session: Session, token: str,
 
 
 async def _create(request: web.Request, key: str, fields: dict[str, str],
-                  portrait: bytes | None) -> web.Response:
+                  portrait: bytes | None, raw: bytes = b"", forwarded: bool = False
+                  ) -> web.Response:
+    """Create the session here, or (replicas sharing state, not `forwarded` to us by
+    another replica) on the least-loaded replica with room (service/rtc/remote.py)."""
     state: ServiceState = request.app[STATE]
     cfg = state.config
     manager = request.app[MANAGER]
@@ -72,45 +90,94 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
         raise MalformedField("ttl", "malformed") from None
     if not 10.0 <= ttl <= cfg.sessions.max_ttl_s:
         raise MalformedField("ttl", "malformed", f"10..{cfg.sessions.max_ttl_s:g} seconds")
+    callback = request.app[WEBHOOKS].accept(fields.get("callback_url"), key)
     await state.wait_ready()
-    manager.store.check_capacity(key)  # refuse before spending a portrait's compute
+    replica = manager.replica
+    if not forwarded and (elsewhere := await remote.place_elsewhere(request, replica, key,
+                                                                    raw)):
+        return elsewhere
+    if replica.draining:
+        raise RateLimited("busy: this replica is shutting down, retry shortly")
+    manager.store.check_capacity()  # refuse before spending a portrait's compute
+    if not await manager.shared.take_quota(key, time.time(),
+                                           cfg.sessions.per_key_per_minute, 60.0):
+        raise RateLimited("too many sessions for this key, retry later")
     embedding, detail = None, None
     if portrait is not None:
         embedding, detail = await state.runtime.run(portrait_embedding, state.runtime,
                                                     portrait, cfg)
     session, token = manager.store.create(key, challenges, ttl, embedding, detail)
-    return web.json_response(_session_json(request, session, token, cfg.ice_servers),
+    request.app[WEBHOOKS].register(session.id, callback)
+    bind_session(session.id)
+    return web.json_response(_session_json(request, session, token, manager.ice_servers),
                              status=201)
 
 
 async def create_session(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True)
+    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
+                             keep_raw=request.app[MANAGER].replica.clustered)
     key, timestamp, token = (req.text(n) for n in ("key", "timestamp", "token"))
-    state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
+    await state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
-    return await _create(request, key, req.fields, portrait)
+    return await _create(request, key, req.fields, portrait, req.raw)
+
+
+async def create_forwarded(request: web.Request) -> web.Response:
+    """A session creation another replica placed here (service/rtc/remote.py): signed
+    with replicas.secret for the API key it authenticated; the body is the client's."""
+    state = request.app[STATE]
+    replica = request.app[MANAGER].replica
+    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
+                             keep_raw=True)
+    key = await replica.check_call(request.headers, req.raw)
+    portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
+    return await _create(request, key, req.fields, portrait, forwarded=True)
 
 
 async def create_demo_session(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not state.config.demo_sessions:
         raise SessionNotFound("demo sessions are disabled (config demo_sessions)")
-    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True)
+    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
+                             keep_raw=request.app[MANAGER].replica.clustered)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
     # all demo sessions share one attempt budget, like one API key
-    return await _create(request, "demo", req.fields, portrait)
+    return await _create(request, "demo", req.fields, portrait, req.raw)
 
 
-def _session(request: web.Request, allow_expired: bool = False) -> Session:
+async def _session(request: web.Request, allow_expired: bool = False
+                   ) -> Session | SessionRecord:
     """The session the bearer token opens (spec section 2), through the one bearer
-    check: lockout first, a wrong token counted as a failed attempt."""
+    check: lockout first, a wrong token counted as a failed attempt. A session another
+    replica holds is its directory record (service/rtc/remote.py)."""
     state: ServiceState = request.app[STATE]
-    store = request.app[MANAGER].store
+    manager = request.app[MANAGER]
     session_id = request.match_info["session_id"]
-    return state.auth.check_bearer(
-        request.remote or "-", request.headers.get("Authorization"),
-        lambda token: store.get(session_id, token, allow_expired=allow_expired))
+
+    async def check(token: str) -> Session | SessionRecord:
+        try:
+            return manager.store.get(session_id, token, allow_expired=allow_expired)
+        except SessionNotFound:
+            if manager.directory is None:
+                raise
+            record = await manager.directory.find(session_id, token)
+            if record is None:
+                raise
+            return record
+
+    found = await state.auth.check_bearer(
+        request.remote or "-", request.headers.get("Authorization"), check)
+    bind_session(session_id)  # this request's log lines name the session
+    return found
+
+
+async def _redirect(request: web.Request, record: SessionRecord) -> web.Response:
+    """A WHIP request for another replica's session: 307 to its owner."""
+    manager = request.app[MANAGER]
+    assert manager.directory is not None
+    await remote.check_owner(record, manager.replica, manager.directory)
+    return remote.redirect(record, request)
 
 
 def _mime(request: web.Request, accepted: tuple[str, ...]) -> str:
@@ -132,13 +199,16 @@ def _offer_from_json(body: bytes, max_fields: int) -> str:
 
 async def whip_offer(request: web.Request) -> web.Response:
     cfg = request.app[STATE].config
-    session = _session(request)
+    session = await _session(request)
+    if isinstance(session, SessionRecord):
+        return await _redirect(request, session)
     mime = _mime(request, (SDP, JSON))
     body = await read_body(request, cfg.sessions.sdp.max_bytes)
     sdp = _offer_from_json(body, cfg.forms.max_fields) if mime == JSON else read_text(body)
     validate_offer(sdp, cfg.sessions.sdp.max_media, cfg.sessions.sdp.max_candidates)
     answer = await request.app[MANAGER].connect(session, sdp)
-    headers = {"Location": str(request.url.relative().path),
+    base = remote.base_url(request, request.app[MANAGER].replica)
+    headers = {"Location": f"{base}{request.rel_url.path}",  # absolute (spec 2.1)
                "ETag": f'"{session.id}"'}
     if mime == JSON:
         return web.json_response({"sdp": answer, "type": "answer"}, status=201,
@@ -149,7 +219,9 @@ async def whip_offer(request: web.Request) -> web.Response:
 
 async def whip_patch(request: web.Request) -> web.Response:
     cfg = request.app[STATE].config
-    session = _session(request)
+    session = await _session(request)
+    if isinstance(session, SessionRecord):
+        return await _redirect(request, session)
     _mime(request, (SDPFRAG,))
     body = await read_body(request, cfg.sessions.sdp.max_bytes)
     candidates = trickle_candidates(read_text(body), cfg.sessions.sdp.max_candidates)
@@ -158,15 +230,19 @@ async def whip_patch(request: web.Request) -> web.Response:
 
 
 async def whip_delete(request: web.Request) -> web.Response:
-    session = _session(request)
+    session = await _session(request)
+    if isinstance(session, SessionRecord):
+        return await _redirect(request, session)
     await request.app[MANAGER].end(session)
     return web.Response(status=200)
 
 
 async def result(request: web.Request) -> web.Response:
     state: ServiceState = request.app[STATE]
+    manager = request.app[MANAGER]
+    session: Session | SessionRecord | None
     if "Authorization" in request.headers:
-        session = _session(request, allow_expired=True)
+        session = await _session(request, allow_expired=True)
     else:
         q = request.query
         key = q.get("key", "")
@@ -174,12 +250,17 @@ async def result(request: web.Request) -> web.Response:
             if not q.get(name, "").strip():
                 raise MalformedField(name)
         # a read-only poll may repeat its signature, so no replay fingerprint here
-        state.auth.verify(request.remote or "-", key, q["timestamp"], q["token"],
-                          secrets.token_hex(8))
-        session = request.app[MANAGER].store.get(request.match_info["session_id"],
-                                                 allow_expired=True)
-        if session.key != key:
+        await state.auth.verify(request.remote or "-", key, q["timestamp"], q["token"],
+                                secrets.token_hex(8))
+        session_id = request.match_info["session_id"]
+        session = manager.store.sessions.get(session_id)
+        if session is None and manager.directory is not None:
+            session = await manager.directory.find(session_id, None)
+        if session is None or session.key != key:
             raise SessionNotFound()
+    if isinstance(session, SessionRecord):
+        assert manager.directory is not None
+        return await remote.result(session, manager.replica, manager.directory)
     if session.result is not None:
         return web.json_response(session.result)
     detail = {"state": session.state.value, "expires_at": _iso(session.expires_at)}
@@ -199,8 +280,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     The HTTP layer's header and body deadlines do not run while a handler works on a
     request (service/http_server.py), so a stream lasts as long as its session; it
     ends when the session ends, at shutdown, or when the reader falls behind."""
-    session = _session(request)
+    session = await _session(request)
     limits = request.app[STATE].config.sessions.events
+    if isinstance(session, SessionRecord):
+        manager = request.app[MANAGER]
+        assert manager.directory is not None
+        return await remote.relay_events(request, session, manager.replica,
+                                         manager.directory, limits.heartbeat_s)
     subscriber = session.outbox.subscribe()
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -224,7 +310,7 @@ def _cors(request: web.Request) -> dict[str, str]:
         "Access-Control-Allow-Origin": request.app[STATE].config.cors_origin,
         "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
-        "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post",
+        "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, X-Request-Id",
         "Access-Control-Max-Age": "600",
     }
 
@@ -250,6 +336,8 @@ def add_session_routes(app: web.Application, manager: SessionManager) -> None:
     r.add_delete("/v1/sessions/{session_id}/whip", whip_delete)
     r.add_get("/v1/sessions/{session_id}/result", result)
     r.add_get("/v1/sessions/{session_id}/events", events)
+    if manager.replica.clustered:  # replica-to-replica only: not there when alone
+        r.add_post(remote.FORWARD_PATH, create_forwarded)
     for path in ("/v1/sessions", "/v1/demo/sessions", "/v1/sessions/{session_id}/whip",
                  "/v1/sessions/{session_id}/result", "/v1/sessions/{session_id}/events"):
         r.add_route("OPTIONS", path, preflight)

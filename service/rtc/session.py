@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,7 +35,7 @@ class SessionSettings:
     # Sized from bench/stream_load.py: what the machine sustains at the analysis rate.
     max_active: int = 6
     # Sessions one API key may create per minute (attempt limit against brute force
-    # and runaway retry loops).
+    # and runaway retry loops), counted over all replicas.
     per_key_per_minute: int = 30
     # The hold-and-release challenges: timing rules, default and largest sets.
     challenges: ChallengeParams = field(default_factory=ChallengeParams)
@@ -106,6 +106,8 @@ class Session:
     offered: bool = False
     result: dict[str, Any] | None = None
     decided_at: float | None = None  # when it reached a final state
+    # told of each state change (the session directory of service/rtc/directory.py)
+    on_change: Callable[[Session], None] | None = field(default=None, repr=False)
 
     @property
     def active(self) -> bool:
@@ -121,6 +123,8 @@ class Session:
             self.decided_at = time.time() if now is None else now
             self.forget_biometrics()
             self.outbox.close()
+        if self.on_change is not None:
+            self.on_change(self)
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -136,44 +140,40 @@ class Session:
 
 @dataclass
 class SessionStore:
+    """The sessions this process holds. The per-key creation quota is counted in the
+    shared state (service.shared_state), where every replica sees it."""
+
     max_active: int
-    max_per_key: int  # sessions a key may create per window
-    per_key_window_s: float
     result_retention_s: float
     events: OutboxLimits = field(default_factory=OutboxLimits)
     sessions: dict[str, Session] = field(default_factory=dict)
-    _created_by_key: dict[str, deque[float]] = field(default_factory=dict)
+    # called with a session after it was created and after each change of its state
+    on_change: Callable[[Session], None] | None = None
 
     def active_count(self) -> int:
         return sum(1 for s in self.sessions.values() if s.active)
 
-    def check_capacity(self, key: str, now: float | None = None) -> deque[float]:
-        """Raise RateLimited when no session may be created now (busy, or this key's
-        attempt budget is spent); returns the key's recent creation times."""
-        now = time.time() if now is None else now
+    def check_capacity(self) -> None:
+        """Raise RateLimited ("busy") when this process takes no more sessions now."""
         if self.active_count() >= self.max_active:
             raise RateLimited("busy: too many sessions in progress, retry shortly")
-        recent = self._created_by_key.setdefault(key, deque())
-        while recent and recent[0] <= now - self.per_key_window_s:
-            recent.popleft()
-        if len(recent) >= self.max_per_key:
-            raise RateLimited("too many sessions for this key, retry later")
-        return recent
 
     def create(self, key: str, challenges: list[str], ttl_s: float,
                portrait: np.ndarray | None, portrait_detail: dict[str, Any] | None,
                now: float | None = None) -> tuple[Session, str]:
         now = time.time() if now is None else now
-        self.check_capacity(key, now).append(now)
+        self.check_capacity()
         token = secrets.token_urlsafe(32)
         session = Session(
             id=secrets.token_urlsafe(16), key=key,
             token_digest=hashlib.sha256(token.encode()).digest(),
             challenges=challenges, created_at=now, expires_at=now + ttl_s,
             portrait=portrait, portrait_detail=portrait_detail,
-            outbox=Outbox(self.events),
+            outbox=Outbox(self.events), on_change=self.on_change,
         )
         self.sessions[session.id] = session
+        if self.on_change is not None:
+            self.on_change(session)
         return session, token
 
     def get(self, session_id: str, token: str | None = None, now: float | None = None,

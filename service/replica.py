@@ -1,0 +1,198 @@
+"""This process as one replica of several: identity, heartbeats, placement, draining.
+
+Each replica announces itself in the shared state every `heartbeat_interval_s` (its
+random id, its public URL, its active sessions and capacity), so any replica can place
+a new session on the least-loaded live one and tell whether a session's owner is still
+there. A replica whose heartbeat expired is dead: its running sessions are lost (spec
+2.1: 410, status 4101). With the in-memory default there is one replica, this one, and
+nothing is announced.
+
+Replica-to-replica calls (a session creation forwarded to its owner) carry an HMAC of
+the shared `replicas.secret` over a timestamp, the API key the receiving replica
+authenticated and the body, checked like a vendor token: a short window and the shared
+replay cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from service.errors import BadCredentials, StaleTimestamp, StateStoreUnavailable
+from service.shared_state import ReplicaInfo, SharedState
+
+log = logging.getLogger("service.replica")
+
+# Headers of a replica-to-replica call.
+TIME, KEY, SIGNATURE = "X-Replica-Time", "X-Replica-Key", "X-Replica-Signature"
+# A replica call's timestamp may differ from our clock this much (replicas run NTP).
+CALL_WINDOW_S = 30.0
+
+
+def default_public_url(host: str, port: int) -> str:
+    """http://host:port, with this machine's name when bound to every address."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+def sign_call(secret: str, timestamp: str, key: str, body: bytes) -> str:
+    message = f"{timestamp}\n{key}\n{hashlib.sha256(body).hexdigest()}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Replica:
+    shared: SharedState
+    url: str
+    capacity: int
+    secret: str
+    heartbeat_interval_s: float
+    heartbeat_ttl_s: float
+    forward_timeout_s: float
+    active_count: Callable[[], int]  # this replica's active sessions now
+    id: str = ""
+    draining: bool = False
+
+    def __post_init__(self) -> None:
+        self.id = self.id or secrets.token_hex(8)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.on_store_lost: Callable[[], None] = lambda: None
+
+    @property
+    def clustered(self) -> bool:
+        """Other replicas may share the state (Redis): place, forward, redirect."""
+        return self.shared.shared
+
+    def info(self) -> ReplicaInfo:
+        return ReplicaInfo(id=self.id, url=self.url, active=self.active_count(),
+                           capacity=self.capacity, draining=self.draining)
+
+    # --- heartbeats ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.clustered and self._task is None:
+            self._task = asyncio.create_task(self._beat_forever(), name="replica-heartbeat")
+
+    def nudge(self) -> None:
+        """Announce the load now (a session started or ended), not at the next beat."""
+        self._wake.set()
+
+    async def _beat_forever(self) -> None:
+        beaten, reported = False, False
+        while True:
+            self._wake.clear()
+            try:
+                kept = await self.shared.heartbeat(self.info(), self.heartbeat_ttl_s)
+                if beaten and not kept:
+                    # the store lost our announcement (restarted empty, or we could not
+                    # reach it for a TTL): what we published must be published again
+                    log.warning("shared state lost this replica's records; republishing")
+                    self.on_store_lost()
+                beaten, reported = True, False
+            except StateStoreUnavailable:
+                if not reported:
+                    log.warning("state store unavailable; heartbeats resume when it is back")
+                    reported = True
+            except Exception:
+                log.exception("heartbeat failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.heartbeat_interval_s)
+            except TimeoutError:
+                pass
+
+    # --- placement and liveness -----------------------------------------------------
+
+    async def placement(self) -> list[ReplicaInfo]:
+        """Replicas with room for a session, least loaded first (this one first among
+        equals: no forwarding hop). This replica's own numbers are its live ones."""
+        me = self.info()
+        others = [r for r in await self.shared.replicas() if r.url != self.url]
+        candidates = [r for r in [me, *others] if r.room > 0]
+        return sorted(candidates, key=lambda r: (r.active / max(r.capacity, 1), r.id != me.id))
+
+    async def alive(self, replica_id: str, url: str) -> bool:
+        """Whether the replica `replica_id` still answers for `url` (a restarted one
+        at the same URL has another id and lost the sessions of its predecessor)."""
+        if replica_id == self.id:
+            return True
+        info = await self.shared.replica(url)
+        return info is not None and info.id == replica_id
+
+    # --- replica-to-replica calls ---------------------------------------------------
+
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.forward_timeout_s))
+        return self._http
+
+    def signed_headers(self, key: str, body: bytes) -> dict[str, str]:
+        timestamp = f"{time.time():.3f}"
+        return {TIME: timestamp, KEY: key,
+                SIGNATURE: sign_call(self.secret, timestamp, key, body)}
+
+    async def check_call(self, headers: Mapping[str, str], body: bytes,
+                         now: float | None = None) -> str:
+        """The API key a replica call acts for; BadCredentials unless it is signed with
+        our secret, fresh and not seen before."""
+        now = time.time() if now is None else now
+        timestamp, key = headers.get(TIME, ""), headers.get(KEY, "")
+        signature = headers.get(SIGNATURE, "")
+        if not self.secret or not timestamp or not key:
+            raise BadCredentials("not a replica call")
+        good = hmac.compare_digest(sign_call(self.secret, timestamp, key, body).encode(),
+                                   signature.encode("utf-8", "replace"))
+        if not good:
+            raise BadCredentials("bad replica signature")
+        try:
+            sent = float(timestamp)
+        except ValueError:
+            raise BadCredentials("bad replica signature") from None
+        if abs(now - sent) > CALL_WINDOW_S:
+            raise StaleTimestamp("replica call outside its time window")
+        if not await self.shared.add_fingerprint(f"replica-call:{signature}",
+                                                 sent + CALL_WINDOW_S, now):
+            raise StaleTimestamp("replayed replica call")
+        return key
+
+    # --- shutdown ---------------------------------------------------------------------
+
+    async def drain(self, grace_s: float, flush: Callable[[], Awaitable[None]]) -> None:
+        """SIGTERM: take no new sessions (and say so: /readyz 503, the heartbeat),
+        let the running ones finish for up to `grace_s`, publish their results."""
+        self.draining = True
+        self.nudge()
+        log.info("draining: %d sessions running, waiting up to %.0f s",
+                 self.active_count(), grace_s)
+        deadline = time.monotonic() + grace_s
+        while self.active_count() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        try:
+            await asyncio.wait_for(flush(), self.heartbeat_ttl_s)
+        except (StateStoreUnavailable, TimeoutError):
+            log.warning("results not published before exit: state store unavailable")
+        log.info("drained: %d sessions still running", self.active_count())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.clustered:
+            try:
+                await self.shared.leave(self.info())
+            except StateStoreUnavailable:
+                pass
+        if self._http is not None:
+            await self._http.close()

@@ -1,0 +1,126 @@
+"""The session directory: where each session lives and how it ended, for every replica.
+
+The owner writes a record when a session is created and at each change of its state
+(the decision payload once decided); any replica reads it to redirect a WHIP request
+to the owner, answer a result poll, or find the owner gone (session lost). Writes go
+out from one task in batches, off the request path, and are retried while the store is
+unreachable, so a decision made while Redis was down is published when it is back.
+Only ids, the API key, the token's digest, the state and the decision payload are
+written: never the portrait embedding, frames or the best frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from service.errors import BadCredentials, StateStoreUnavailable
+from service.rtc.session import Session
+from service.shared_state import LOST, SessionRecord, SharedState
+
+log = logging.getLogger("service.rtc")
+
+# While the store is unreachable, pending writes are retried this often.
+RETRY_S = 1.0
+
+
+class Directory:
+    def __init__(self, shared: SharedState, owner_id: str, owner_url: str,
+                 result_retention_s: float, sessions: Callable[[], list[Session]]) -> None:
+        self.shared = shared
+        self.owner_id = owner_id
+        self.owner_url = owner_url
+        self.retention_s = result_retention_s
+        self.sessions = sessions  # this replica's sessions (to republish them all)
+        self._pending: dict[str, Session] = {}
+        self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()  # one write at a time: flush() waits for the last
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_forever(), name="session-directory")
+
+    def changed(self, session: Session) -> None:
+        """A session of ours was created or changed state: publish it soon."""
+        self._pending[session.id] = session
+        self._wake.set()
+
+    def republish(self) -> None:
+        """The store lost our records (it restarted empty): publish them all again."""
+        for session in self.sessions():
+            self._pending[session.id] = session
+        self._wake.set()
+
+    def record(self, session: Session) -> SessionRecord:
+        return SessionRecord(
+            id=session.id, owner_id=self.owner_id, owner_url=self.owner_url,
+            key=session.key, token_sha256=session.token_digest.hex(),
+            state=session.state.value, expires_at=session.expires_at, result=session.result)
+
+    def _keep_s(self, session: Session, now: float) -> float:
+        """As long as the owner keeps the session: its TTL, then the result retention."""
+        return max(session.expires_at, session.decided_at or 0.0) + self.retention_s - now
+
+    async def flush(self) -> None:
+        """Write what is pending (after a write in progress); on failure it stays
+        pending (StateStoreUnavailable)."""
+        async with self._writing:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, {}
+            now = time.time()
+            try:
+                await self.shared.put_sessions([(self.record(s), self._keep_s(s, now))
+                                                for s in batch.values()
+                                                if self._keep_s(s, now) > 0])
+            except BaseException:
+                self._pending = {**batch, **self._pending}  # newer changes win
+                raise
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except StateStoreUnavailable:
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+            except Exception:
+                log.exception("session directory write failed")
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+
+    async def close(self, timeout_s: float) -> None:
+        """Publish what is pending (a decision just made), then stop writing."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout_s)
+        except (StateStoreUnavailable, TimeoutError):
+            log.warning("session directory: %d changes not published", len(self._pending))
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # --- reading other replicas' sessions ---------------------------------------------
+
+    async def find(self, session_id: str, token: str | None) -> SessionRecord | None:
+        """Another replica's session (None when unknown here and there); BadCredentials
+        when `token` is given and is not the session's."""
+        record = await self.shared.get_session(session_id)
+        if record is None or record.owner_id == self.owner_id:
+            return None  # ours, and forgotten: unknown
+        if token is not None:
+            digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+            if not hmac.compare_digest(digest, record.token_sha256):
+                raise BadCredentials("bad session token")
+        return record
+
+    async def mark_lost(self, record: SessionRecord) -> None:
+        """Its owner is gone: every replica answers 4101 from now on."""
+        lost = SessionRecord(**{**record.__dict__, "state": LOST})
+        await self.shared.put_sessions([(lost, self.retention_s)])
