@@ -23,7 +23,14 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 
 from service.client import signed_fields
@@ -217,11 +224,18 @@ class WhipClient:
     location: str = ""
     # called with each data-channel message (e.g. ActingTrack.on_message)
     listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    # gather only TURN relay candidates (W3C iceTransportPolicy "relay"), as a client
+    # behind a strict NAT or a locked-down network effectively does
+    relay_only: bool = False
 
     async def connect(self, track: MediaStreamTrack, data_channel: bool = True) -> int:
         """Offer, POST, answer; returns the WHIP HTTP status (201 when accepted)."""
         self.result = asyncio.get_running_loop().create_future()
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # the session's ice_servers, as a browser passes them (none: host candidates)
+        servers = [RTCIceServer(**s) for s in self.session.get("ice_servers", [])]
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers,
+                                                     iceTransportPolicy=policy))
         if data_channel:
             channel = self.pc.createDataChannel("liveness")
 

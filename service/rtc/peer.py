@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
 
 from aiortc import (
     RTCConfiguration,
@@ -25,8 +27,10 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from service.errors import BadMedia
+from service.rtc.consent import tolerate_push_only_peers
 from service.rtc.sdp import ANALYSED_CODECS, TrickleCandidate
 
 log = logging.getLogger("service.rtc")
@@ -37,6 +41,61 @@ VIDEO_CODECS = (*ANALYSED_CODECS, "video/rtx")
 # mux), OperationError when no codec is common, InvalidStateError/InvalidAccessError
 # from the W3C state rules.
 NEGOTIATION_ERRORS = (ValueError, OperationError, InvalidStateError, InvalidAccessError)
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One STUN/TURN server: its URL as RFC 7064/7065 write it (no credentials in it)
+    and, for TURN, the long-term credentials (RFC 8489 section 9.2)."""
+
+    url: str
+    username: str | None = None
+    credential: str | None = None
+
+    def to_rtc(self) -> RTCIceServer:
+        return RTCIceServer(urls=self.url, username=self.username, credential=self.credential)
+
+    def to_json(self) -> dict[str, Any]:
+        """The W3C RTCIceServer dictionary a browser passes to RTCPeerConnection."""
+        item: dict[str, Any] = {"urls": [self.url]}
+        if self.username is not None:
+            item.update(username=self.username, credential=self.credential)
+        return item
+
+
+def parse_ice_server(text: str) -> IceServer:
+    """Parse one entry of the `ice_servers` setting.
+
+    `stun:host[:port]`, or `turn:` / `turns:` with the credentials in front of the host:
+    `turn:USER:PASSWORD@host[:port][?transport=udp|tcp]`. RFC 7065 has no place for them,
+    so they are taken off the URL here, and a `:`, `@`, `,` or `%` inside either is
+    percent-encoded (`%3A`, `%40`, `%2C`, `%25`). aiortc uses the first STUN and the
+    first TURN server of the list (TURN over UDP or TCP, or TLS over TCP).
+    """
+    text = text.strip()
+    scheme, _, rest = text.partition(":")
+    username = credential = None
+    if scheme in ("turn", "turns") and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        user, sep, password = userinfo.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("ice_servers: a TURN URL's credentials look like "
+                             "turn:USER:PASSWORD@host:port")
+        username, credential = unquote(user), unquote(password)
+    url = f"{scheme}:{rest}"
+    try:
+        transport = parse_stun_turn_uri(url).get("transport")
+        if transport not in (None, "udp", "tcp") or (scheme == "turns" and transport != "tcp"):
+            raise ValueError("a transport aiortc does not use")
+    except ValueError:
+        # the URL is not echoed: a malformed entry may still hold a password
+        raise ValueError("ice_servers: each entry must be stun:host[:port] or "
+                         "turn[s]:USER:PASSWORD@host[:port][?transport=udp|tcp]") from None
+    return IceServer(url, username, credential)
+
+
+def parse_ice_servers(texts: Iterable[str]) -> tuple[IceServer, ...]:
+    return tuple(parse_ice_server(t) for t in texts if t.strip())
 
 
 @dataclass
@@ -79,7 +138,7 @@ async def _drain(track: MediaStreamTrack) -> None:
         pass
 
 
-async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
+async def answer(offer_sdp: str, ice_servers: tuple[IceServer, ...],
                  on_video: Callable[[MediaStreamTrack, Peer], None],
                  on_channel: Callable[[RTCDataChannel], None]) -> tuple[Peer, str]:
     """Create the peer connection for an offer that service.rtc.sdp.validate_offer
@@ -87,7 +146,7 @@ async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
     `liveness` data channel when it arrives."""
     # An explicit (possibly empty) server list: aiortc's default would contact a public
     # STUN server, and nothing here may reach out to the internet on its own.
-    config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in ice_servers])
+    config = RTCConfiguration(iceServers=[s.to_rtc() for s in ice_servers])
     peer = Peer(RTCPeerConnection(configuration=config))
     pc = peer.pc
 
@@ -110,6 +169,7 @@ async def answer(offer_sdp: str, ice_servers: tuple[str, ...],
 
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        tolerate_push_only_peers(pc)  # FFmpeg answers no consent checks
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video":
                 caps = RTCRtpReceiver.getCapabilities("video")
