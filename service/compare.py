@@ -69,11 +69,15 @@ def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
 
 def prepare_face(runtime: ModelRuntime, data: bytes, cfg: Config, label: str) -> FaceForComparison:
     """Decode, find and embed the main face (runs in a model worker thread)."""
-    decoded = decode_image(runtime.decoders, data, cfg.media)
+    metrics = runtime.metrics
+    with metrics.timed("decode"):
+        decoded = decode_image(runtime.decoders, data, cfg.media)
     image = decoded.image
-    search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
+    with metrics.timed("detection"):
+        search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
     face = main_face(search, cfg, label)
-    embedding = runtime.embedder()(image, face)
+    with metrics.timed("comparison"):
+        embedding = runtime.embedder()(image, face)
     return FaceForComparison(face, search, embedding, decoded.original_size, decoded.scale)
 
 

@@ -67,14 +67,17 @@ def judge_face(runtime: ModelRuntime, image: np.ndarray, face: Detection, faces_
     problems = quality.problems(cfg.silent.quality)
     if problems:
         raise LowQuality("cannot judge liveness: " + ", ".join(problems))
-    pad = runtime.pad()(image, face.box)
+    with runtime.metrics.timed("silent_liveness"):
+        pad = runtime.pad()(image, face.box)
     return LivenessJudgement(pad.live_probability >= cfg.silent.threshold, pad.live_probability,
                              face, quality, faces_seen, pad.per_model)
 
 
 def judge_image(runtime: ModelRuntime, data: bytes, cfg: Config) -> LivenessJudgement:
     """Runs in a model worker thread."""
-    image = decode_image(runtime.decoders, data, cfg.media).image
-    search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
+    with runtime.metrics.timed("decode"):
+        image = decode_image(runtime.decoders, data, cfg.media).image
+    with runtime.metrics.timed("detection"):
+        search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
     face = search.one_person(cfg.faces.ambiguous_face_ratio, "the image")
     return judge_face(runtime, image, face, len(search.faces), cfg)

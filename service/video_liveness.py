@@ -35,8 +35,9 @@ def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detectio
     the PAD models were calibrated with and what the embedder aligns by); the
     landmark-derived face if YuNet misses it. Looked up once per frame."""
     if frame.face is None:
-        search = find_faces(runtime.detector(), runtime.presence(), frame.image,
-                            cfg.faces)
+        with runtime.metrics.timed("detection"):
+            search = find_faces(runtime.detector(), runtime.presence(), frame.image,
+                                cfg.faces)
         frame.face = search.faces[0] if search.faces else as_detection(frame.landmarks)
     return frame.face
 
@@ -70,7 +71,8 @@ def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecis
     landmarker = runtime.landmarkers.acquire()
     engine = LivenessEngine(landmarker, runtime.embed, cfg.engine)
     try:
-        for frame in decode_video(runtime.decoders, data, cfg.media):
+        frames = decode_video(runtime.decoders, data, cfg.media)
+        for frame in runtime.metrics.timed_iter("decode", frames):
             engine.feed(frame)
         evidence = engine.evidence()
         check_clip(evidence, cfg)

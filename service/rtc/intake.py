@@ -24,12 +24,18 @@ class LatestFrame:
         self._arrived_at = 0.0
         self._new = asyncio.Event()
         self._ended = False
+        # frames aiortc delivered, and those replaced before the analyser took them
+        self.received = 0
+        self.dropped = 0
         self._task = asyncio.create_task(self._drain(), name="frame-intake")
 
     async def _drain(self) -> None:
         try:
             while True:
                 frame = await self._track.recv()
+                self.received += 1
+                if self._frame is not None:
+                    self.dropped += 1
                 self._frame = frame
                 self._arrived_at = time.monotonic()
                 self._new.set()

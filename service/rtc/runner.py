@@ -39,6 +39,7 @@ from service.errors import ApiError, InternalError, RateLimited
 from service.liveness.challenges import ChallengeScript, Event, Prompt
 from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, FrameReport, LivenessEngine
+from service.logs import start_task_context
 from service.payload import Payload, face_comparison_items, failure, success
 from service.rtc import messages as msg
 from service.rtc.intake import LatestFrame
@@ -84,6 +85,7 @@ class StreamRun:
     # --- the loop ---------------------------------------------------------------
 
     async def run(self, intake: LatestFrame, peer_gone: asyncio.Event) -> None:
+        start_task_context(self.session.id)  # this task's log lines name the session
         period = 1.0 / self.cfg.sessions.analysis_fps
         deadline = self.session.expires_at - time.time() + time.monotonic()
         try:
@@ -93,6 +95,9 @@ class StreamRun:
             raise
         finally:
             await intake.close()
+            self.runtime.metrics.stream_ended(
+                intake.received, self.engine.analysed if self.engine is not None else 0,
+                intake.dropped, self.now())
             if self.ended_by != "cancelled":
                 await self._finish()
             self._forget()
@@ -194,6 +199,7 @@ class StreamRun:
     async def _finish(self) -> None:
         self.session.advance(SessionState.DECIDING)
         self.outbox.send(msg.Deciding())
+        started = time.perf_counter()
         try:
             payload = await self.runtime.run(self._decide, required=True)
         except ApiError as exc:
@@ -205,7 +211,10 @@ class StreamRun:
             payload = failure(InternalError.status, InternalError.message)
         self.session.result = payload
         self.outbox.send(msg.Result(payload))
+        decision_s = time.perf_counter() - started
+        self.runtime.metrics.decision_seconds.observe(decision_s)
         self.session.advance(SessionState.DECIDED)
+        _log_decision(payload, decision_s)
         self.on_done(self.session)
 
     def _decide(self) -> Payload:
@@ -238,8 +247,9 @@ class StreamRun:
                  ) -> list[dict[str, object]]:
         assert evidence.best is not None and self.session.portrait is not None
         face = best_frame_face(self.runtime, evidence, self.cfg)
-        embedding = self.runtime.embedder()(evidence.best.image, face)
-        similarity = cosine(embedding, self.session.portrait)
+        with self.runtime.metrics.timed("comparison"):
+            embedding = self.runtime.embedder()(evidence.best.image, face)
+            similarity = cosine(embedding, self.session.portrait)
         same, score = match_score(similarity, self.cfg)
         decision.detail["face_comparison"] = {
             "similarity": round(similarity, 4),
@@ -256,6 +266,32 @@ class StreamRun:
         self.engine = None
         self.landmarker = None
         self.session.forget_biometrics()
+
+
+def _log_decision(payload: Payload, decision_s: float) -> None:
+    """The session's decision line: verdict, reasons and timings; no scores of the face
+    itself, no images, no embeddings."""
+    status = payload["messageString"]["status"]
+    detail = payload.get("detail", {})
+    veritems = (payload["infoList"] or [{}])[0].get("veritem", [])
+    items = {i["desc"]: i["content"] for i in veritems}
+    verdict = items.get("Live or not", payload["messageString"]["value"])
+    reasons = list(detail.get("reasons", []))
+    fields = {"status": status, "verdict": verdict, "reasons": reasons,
+              "ended_by": detail.get("ended_by", ""),
+              "decision_ms": round(decision_s * 1000, 1),
+              "stream_seconds": detail.get("stream_seconds"),
+              "analysed_fps": detail.get("analysed_fps"),
+              "frames_analysed": detail.get("frames_analysed"),
+              "challenges": [{"action": c.get("action"), "failed": c.get("failed")}
+                             for c in detail.get("challenges", [])]}
+    same = [i["desc"].partition(":")[2] for i in veritems
+            if i["desc"].startswith("Decision result:")]
+    if same:  # the portrait comparison's yes/no
+        fields["same_person"] = same[0]
+    log.info("session decided: %s (%s) in %.0f ms, ended by %s", verdict,
+             "; ".join(reasons) or "every condition met", decision_s * 1000,
+             fields["ended_by"] or "-", extra={"fields": fields})
 
 
 def _no_face_decision(evidence: ClipEvidence, ended_by: str) -> VideoDecision:

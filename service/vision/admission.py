@@ -53,6 +53,7 @@ class Ticket:
             if not self._started and not self._closed:
                 self._started = True
                 self._admission.queued_s -= self.estimate_s
+                self._admission.running += 1
 
     def finish(self, seconds: float | None = None) -> None:
         """The job ran (`seconds` it took) or was abandoned before running (None)."""
@@ -62,6 +63,8 @@ class Ticket:
             self._closed = True
             if not self._started:
                 self._admission.queued_s -= self.estimate_s
+            else:
+                self._admission.running -= 1
             self._admission.pending -= 1
             if seconds is not None:
                 self._admission.learn(self.kind, seconds)
@@ -74,6 +77,7 @@ class Admission:
         self.lock = threading.Lock()
         self.queued_s = 0.0  # estimated seconds of admitted jobs no worker has started
         self.pending = 0
+        self.running = 0  # admitted jobs a worker has started (pending - running wait)
         self._durations: dict[str, deque[float]] = {}
 
     def expected_wait_s(self) -> float:

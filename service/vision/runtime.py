@@ -10,6 +10,7 @@ of queueing work the machine cannot finish in time.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import TypeVar
 import cv2
 
 from service.decoding.pool import DecoderPool
+from service.errors import RateLimited
+from service.metrics import Metrics
 from service.vision.admission import Admission, AdmissionParams
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
@@ -32,7 +35,8 @@ T = TypeVar("T")
 
 class ModelRuntime:
     def __init__(self, paths: dict[str, Path], workers: int,
-                 admission: AdmissionParams = AdmissionParams()) -> None:
+                 admission: AdmissionParams = AdmissionParams(),
+                 metrics: Metrics | None = None) -> None:
         # Parallelism comes from our worker threads; OpenCV's own thread pool on top
         # would oversubscribe the cores.
         cv2.setNumThreads(1)
@@ -41,8 +45,15 @@ class ModelRuntime:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="models")
         self._local = threading.local()
         self.admission = Admission(workers, admission)
+        # the app's metrics (stage timings, refusals, the queue); a private set otherwise
+        self.metrics = metrics or Metrics()
+        self.metrics.watch_model_pool(
+            queued=lambda: self.admission.pending - self.admission.running,
+            in_flight=lambda: self.admission.pending, wait_s=self.admission.expected_wait_s)
         # one per stream or clip being analysed; a few kept warm between them
-        self.landmarkers = LandmarkerPool(max_idle=max(2, workers * 2))
+        self.landmarkers = LandmarkerPool(
+            max_idle=max(2, workers * 2),
+            on_detect=lambda seconds: self.metrics.observe_stage("landmarks", seconds))
         # client images and videos are decoded in these processes, one per worker thread
         self.decoders = DecoderPool(workers)
 
@@ -76,8 +87,12 @@ class ModelRuntime:
         """Run `fn(*args)` on a worker thread once admitted (RateLimited when the pool is
         too far behind; see service.vision.admission). `first_guess_s` is how long a job
         of this kind is expected to take until one has been measured."""
-        ticket = self.admission.admit(getattr(fn, "__qualname__", repr(fn)), first_guess_s,
-                                      required)
+        try:
+            ticket = self.admission.admit(getattr(fn, "__qualname__", repr(fn)),
+                                          first_guess_s, required)
+        except RateLimited:
+            self.metrics.model_refusals.inc()
+            raise
 
         def job() -> T:
             ticket.start()
@@ -87,8 +102,11 @@ class ModelRuntime:
             finally:
                 ticket.finish(time.perf_counter() - started)
 
+        # the worker thread logs with the caller's request and session ids
+        context = contextvars.copy_context()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+            return await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                                    context.run, job)
         finally:
             ticket.finish()  # no-op once the job ran; releases a job abandoned in the queue
 
