@@ -661,3 +661,74 @@ async def test_hold_and_release_prompts_are_shown_heard_and_explained(
     assert veritems["Live or not"] == "Non-living body"
     assert advice in result_text
     assert retry == "Retry"
+
+
+# ---------------------------------------------------------------- languages
+
+
+async def test_the_page_and_widget_speak_the_browsers_language(browser, demo_server):
+    """German, the second shipped language (web/messages.js), chosen by the browser's
+    language alone: the page's static words, the widget's prompt, step and hold lines
+    and the result, in a real session; `?lang=en` overrides the browser; an integrator's
+    `start({lang, messages})` replaces single entries and keeps the rest of the table."""
+    async with browser.page("desktop", init_script=CHANNEL_GATE) as page:
+        agent = (await page.devtools.send("Browser.getVersion"))["userAgent"]
+        await page.send("Emulation.setUserAgentOverride", {
+            "userAgent": agent, "acceptLanguage": "de-DE,de;q=0.9"})
+        await page.goto(url_of(demo_server, "/?challenges=eyes_closed,mouth_open,turn_left"))
+        assert await page.evaluate("navigator.language") == "de-DE"
+        assert await page.evaluate("document.documentElement.lang") == "de"
+        text = await page.evaluate("document.getElementById('intro').innerText")
+        assert "Prüfen wir, ob Sie es wirklich sind" in text
+        assert "Erlauben Sie die Kamera, wenn Ihr Browser fragt." in text
+        assert "Foto hierher ziehen oder Datei auswählen" in text
+        assert await page.evaluate("document.title") == "Identitätsprüfung"
+        assert await page.evaluate("document.getElementById('start').textContent") == \
+            "Kamera erlauben und starten"
+        await page.screenshot("de-intro", full_page=True)
+        missing = await page.evaluate("""import('/web/messages.js').then(({ MESSAGES }) => {
+            const keys = (o, p = '') => Object.entries(o).flatMap(([k, v]) =>
+                v && typeof v === 'object' && !Array.isArray(v) ? keys(v, `${p}${k}.`) : [p + k]);
+            const en = keys(MESSAGES.en), de = keys(MESSAGES.de);
+            return [en.filter((k) => !de.includes(k)), de.filter((k) => !en.includes(k))]; })""")
+        assert missing == [[], []], missing  # German has exactly English's entries
+
+        await page.click("start")
+        await page.wait_for("window.__test.atPrompt", timeout=SESSION_TIMEOUT_S)
+        await page.screenshot("de-prompt", settle=0)
+        shown = await page.evaluate("window.__test.atPrompt")
+        assert shown["prompt"] == "Schließen Sie die Augen"
+        assert shown["detail"] == "Halten Sie sie geschlossen, bis Sie einen Ton hören."
+        assert shown["step"] == "Schritt 1 von 3"
+        assert shown["urgent"].startswith("Schritt 1 von 3. Schließen Sie die Augen.")
+        await page.wait_for(f"{WIDGET}.querySelector('.vf').dataset.phase === 'hold'")
+        assert (await page.evaluate("window.__test.widget()"))["prompt"] == "Halten…"
+
+        await page.evaluate("window.__test.open()")  # the rest of the real session
+        await page.wait_for_state("result", "error", timeout=SESSION_TIMEOUT_S)
+        assert await page.state() == "result"
+        assert await page.evaluate("document.getElementById('result-title').textContent") \
+            == "Wir konnten keinen lebenden Menschen bestätigen"
+        assert await page.evaluate("document.getElementById('again').textContent") == \
+            "Erneut versuchen"
+        facts = await page.evaluate("document.getElementById('facts').textContent")
+        assert "Lebender Mensch" in facts and "Befolgte Anweisungen" in facts
+        await page.screenshot("de-result-failed", full_page=True)
+
+        await page.goto(url_of(demo_server, "/?lang=en"))
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        assert await page.evaluate("document.getElementById('start').textContent") == \
+            "Allow camera and start"
+
+        await page.goto(url_of(demo_server, "/web/example.html"))
+        await page.evaluate("""import('/web/verify.js').then((m) => {
+            m.start({ sessionUrl: '/v1/demo/sessions', container: document.getElementById('verify'),
+                      challenges: ['eyes_closed'], lang: 'de',
+                      messages: { prompts: { eyes_closed: { say: 'Augen zu!' } } } })
+              .catch(() => {});
+            return true; })""", user_gesture=True)
+        await page.wait_for(f"{WIDGET}.querySelector('.vf-prompt').textContent === 'Augen zu!'",
+                            timeout=SESSION_TIMEOUT_S)
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf-detail').textContent") == \
+            "Halten Sie sie geschlossen, bis Sie einen Ton hören."
+        assert page.problems() == []

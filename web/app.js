@@ -11,10 +11,14 @@
  *     `?challenges=eyes_closed,turn_left` or `?challenges=1` chooses the prompts (default:
  *     the service's set).
  *
+ * `?lang=de` chooses the language (default: the browser's preference, else English);
+ * every word comes from the table in messages.js, the page's own under `page`.
+ *
  * `<body data-state>` is one of idle | camera | connecting | prompt | deciding | result |
  * error, and `<body data-challenge>` names the prompt on screen, for tests and styling.
  */
 
+import { format, messagesFor } from './messages.js';
 import { describeFailure, start, VerifyError } from './verify.js';
 
 const DEMO_ENDPOINT = '/v1/demo/sessions';
@@ -23,6 +27,25 @@ const MAX_PORTRAIT_BYTES = 7 * 1024 * 1024;
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
+const lang = new URL(window.location.href).searchParams.get('lang');
+const M = messagesFor({ lang });
+const P = M.page;
+
+/** The page's static words (`data-i18n="page.lead"`, `data-i18n-aria-label=...`) in
+ * the chosen language. */
+function translatePage() {
+  const lookup = (path) => path.split('.').reduce((node, key) => node?.[key], M);
+  document.documentElement.lang = M.lang;
+  for (const el of document.querySelectorAll('[data-i18n]')) {
+    const text = lookup(el.dataset.i18n);
+    if (typeof text === 'string') el.textContent = text;
+  }
+  for (const el of document.querySelectorAll('[data-i18n-aria-label]')) {
+    const text = lookup(el.dataset.i18nAriaLabel);
+    if (typeof text === 'string') el.setAttribute('aria-label', text);
+  }
+}
+translatePage();
 
 function decodeSessionParam(value) {
   const b64 = value.replace(/-/g, '+').replace(/_/g, '/');
@@ -85,11 +108,11 @@ function focusHeading(id) {
 function setPortrait(file) {
   $('portrait-error').textContent = '';
   if (file && !file.type.startsWith('image/')) {
-    $('portrait-error').textContent = 'That file is not an image. Choose a JPEG or PNG photo.';
+    $('portrait-error').textContent = P.notImage;
     return;
   }
   if (file && file.size > MAX_PORTRAIT_BYTES) {
-    $('portrait-error').textContent = 'That photo is too large (over 7 MB). Choose a smaller one.';
+    $('portrait-error').textContent = P.tooLarge;
     return;
   }
   portraitFile = file;
@@ -97,15 +120,20 @@ function setPortrait(file) {
   if (preview.src) URL.revokeObjectURL(preview.src);
   if (file) {
     preview.src = URL.createObjectURL(file);
-    preview.alt = `ID photo: ${file.name}`;
+    preview.alt = format(P.photoAlt, { name: file.name });
   } else {
     preview.removeAttribute('src');
     preview.alt = '';
     $('portrait-input').value = '';
   }
   preview.hidden = !file;
-  $('drop-text').textContent = file ? file.name : '';
-  if (!file) $('drop-text').innerHTML = 'Drop a photo here or <u>choose a file</u>';
+  if (file) {
+    $('drop-text').textContent = file.name;
+  } else {
+    const choose = document.createElement('u');
+    choose.textContent = P.chooseFile;
+    $('drop-text').replaceChildren(P.dropText, choose);
+  }
   $('portrait-clear').hidden = !file;
   $('drop').dataset.filled = String(Boolean(file));
 }
@@ -154,45 +182,47 @@ function showResult(payload) {
   let text;
   if (status !== '2000') {
     verdict = 'fail';
-    title = "We couldn't complete the check";
-    text = `${payload?.messageString?.value || 'No decision was made'}. Try again in good light, facing the camera.`;
+    title = P.noDecisionTitle;
+    text = format(P.noDecisionText, { reason: payload?.messageString?.value || P.noDecision });
   } else if (f.live && f.match !== false) {
     verdict = 'pass';
-    title = "You're verified";
-    text = f.match ? 'A live person was seen, and it is the person on the ID photo.' : 'A live person was seen.';
+    title = P.verified;
+    text = f.match ? P.liveAndSame : P.live;
   } else if (f.live) {
     verdict = 'fail';
-    title = "The face doesn't match the ID photo";
-    text = 'A live person was seen, but not the person on the ID photo.';
+    title = P.mismatchTitle;
+    text = P.mismatch;
   } else if (failure) {
     verdict = 'fail';
-    title = "We couldn't confirm a live person";
-    const [what, todo] = describeFailure(failure.reason);
-    text = `${what}. ${todo}`;
+    title = P.notLiveTitle;
+    const [what, todo] = describeFailure(failure.reason, M);
+    text = format(P.failedBecause, { what, todo });
   } else {
     verdict = 'fail';
-    title = "We couldn't confirm a live person";
-    text = 'Try again in good light, facing the camera, and follow each prompt.';
+    title = P.notLiveTitle;
+    text = P.notLive;
   }
   if (verdict === 'fail' && integratorSession) {
-    text += ' This link works only once: go back to the site that sent you here to try again.';
+    text += ` ${P.linkOnceRetry}`;
   }
-  $('again').textContent = verdict === 'fail' ? 'Retry' : 'Start again';
+  $('again').textContent = verdict === 'fail' ? P.retry : P.startAgain;
   $('verdict').dataset.verdict = verdict;
   $('result-title').textContent = title;
   $('result-text').textContent = text;
 
   const rows = [];
-  const yesNo = (v) => (v ? 'yes' : 'no');
-  if (f.live !== undefined) rows.push(['Live person', `${yesNo(f.live)}${f.liveScore ? ` (score ${f.liveScore})` : ''}`]);
-  if (f.blink !== undefined) rows.push(['Blinking seen', yesNo(f.blink)]);
-  if (f.mouth !== undefined) rows.push(['Mouth movement seen', yesNo(f.mouth)]);
-  if (f.replaced !== undefined) rows.push(['Face replaced during the video', yesNo(f.replaced)]);
+  const yesNo = (v) => (v ? P.yes : P.no);
+  const scored = (v, score) => (score ? format(P.withScore, { value: yesNo(v), score }) : yesNo(v));
+  if (f.live !== undefined) rows.push([P.factLive, scored(f.live, f.liveScore)]);
+  if (f.blink !== undefined) rows.push([P.factBlink, yesNo(f.blink)]);
+  if (f.mouth !== undefined) rows.push([P.factMouth, yesNo(f.mouth)]);
+  if (f.replaced !== undefined) rows.push([P.factReplaced, yesNo(f.replaced)]);
   const prompts = payload?.detail?.challenges;
   if (Array.isArray(prompts) && prompts.length) {
-    rows.push(['Prompts followed', `${prompts.filter((c) => c?.met_at != null).length} of ${prompts.length}`]);
+    const met = prompts.filter((c) => c?.met_at != null).length;
+    rows.push([P.factPrompts, format(P.promptsFollowed, { met, total: prompts.length })]);
   }
-  if (f.match !== undefined) rows.push(['Same person as the ID photo', `${yesNo(f.match)}${f.matchScore ? ` (score ${f.matchScore})` : ''}`]);
+  if (f.match !== undefined) rows.push([P.factSame, scored(f.match, f.matchScore)]);
   $('facts').replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
     dt.textContent = k;
@@ -207,26 +237,16 @@ function showResult(payload) {
 
 function showError(err) {
   const known = err instanceof VerifyError;
-  $('error-title').textContent = {
-    'camera-denied': 'Camera access is blocked',
-    'no-camera': 'No camera found',
-    'camera-busy': "The camera didn't start",
-    'session-expired': 'This session has expired',
-    'session-used': 'This link has been used',
-    'session-refused': "The check couldn't start",
-    busy: 'The service is busy',
-    network: 'Connection problem',
-    aborted: 'Check cancelled',
-  }[err?.code] || 'Something went wrong';
-  let text = known ? err.message : 'Something unexpected happened. Press Retry to start again.';
+  $('error-title').textContent = P.errorTitles[err?.code] || P.errorTitles.other;
+  let text = known ? err.message : P.unexpected;
   const canRetry = !integratorSession || (!sessionConsumed && (!known || err.retryable));
   if (integratorSession && !canRetry && (!known || err.retryable)) {
-    text += ' This link works only once: go back to the site that sent you here to get a new one.';
+    text += ` ${P.linkOnceNew}`;
   } else if (err?.code === 'session-expired') {
-    text += ' Press Retry to start a new one.';
+    text += ` ${P.expiredRetry}`;
   }
   $('error-text').textContent = text;
-  $('error-detail').textContent = known && err.detail ? `Details: ${err.detail}` : '';
+  $('error-detail').textContent = known && err.detail ? format(P.details, { detail: err.detail }) : '';
   body.dataset.error = err?.code || 'unexpected';
   $('retry').hidden = !canRetry;
   setState('error');
@@ -245,15 +265,14 @@ async function run() {
   setState('camera');
   try {
     if (integratorSession && sessionConsumed) {
-      throw new VerifyError('session-used',
-        'This verification link has already been used. Go back to the site that sent you here to get a new one.',
-        { retryable: false });
+      throw new VerifyError('session-used', M.errors.sessionUsed, { retryable: false });
     }
     const payload = await start({
       sessionUrl: integratorSession || DEMO_ENDPOINT,
       container: $('widget'),
       portrait: integratorSession ? null : portraitFile,
       challenges,
+      lang: M.lang,
       signal: abort.signal,
       onEvent: (event) => {
         if (event.type === 'state' && event.state !== 'result') setState(event.state);
@@ -290,8 +309,6 @@ if (integratorSession) {
   $('again').hidden = true;
 }
 if (fromUrl.invalid) {
-  showError(new VerifyError('session-refused',
-    'This verification link is damaged. Go back to the site that sent you here and open it again.',
-    { retryable: false }));
+  showError(new VerifyError('session-refused', P.linkDamaged, { retryable: false }));
   $('retry').hidden = true;
 }

@@ -29,7 +29,10 @@
  *             Fields this version does not know are passed on and otherwise ignored.
  * Other options: challenges (count or list, endpoint URL only; default: the service's
  * choice), stream (a MediaStream you already opened; it is then not stopped at the
- * end), signal (an AbortSignal that cancels the session).
+ * end), signal (an AbortSignal that cancels the session), lang (the language of every
+ * word shown or said: 'en' or 'de' shipped; default: the browser's preference) and
+ * messages (your own words: any part of the table in messages.js, same shape, e.g.
+ * {widget: {done: 'Thanks!'}}, or a whole table for a language not shipped).
  *
  * Call start() from a click (or key) handler: the camera permission prompt expects one,
  * and the tone that tells a person with closed eyes to open them may only play in a
@@ -47,71 +50,18 @@
  * one answer; the `Location` resource is DELETEd at the end.
  */
 
-/**
- * What each challenge action asks, in words. `say` is the instruction; hold-and-release
- * actions also have `hold` (shown once the person has had time to react: the page is
- * not told when the service saw the action start) and `release` (said when the
- * service's `release` message arrives, at a moment nobody knows in advance).
- * "Left" is the person's own left; the mirrored preview and the animation move the
- * same way, so words and picture agree.
- */
-export const PROMPTS = {
-  eyes_closed: {
-    say: 'Close your eyes',
-    detail: 'Keep them closed until you hear a tone.',
-    hold: 'Keep your eyes closed until you hear the tone.',
-    release: 'Open your eyes',
-  },
-  mouth_open: {
-    say: 'Open your mouth wide',
-    detail: 'Keep it open until we say so.',
-    hold: 'Keep your mouth wide open.',
-    release: 'Close your mouth',
-  },
-  turn_left: {
-    say: 'Turn your head to your left',
-    detail: 'Keep it turned until we say so.',
-    hold: 'Keep your head turned to your left.',
-    release: 'Face the camera',
-  },
-  turn_right: {
-    say: 'Turn your head to your right',
-    detail: 'Keep it turned until we say so.',
-    hold: 'Keep your head turned to your right.',
-    release: 'Face the camera',
-  },
-  // Actions of the first protocol, still accepted in an explicit list: no hold.
-  blink: { say: 'Blink', detail: 'Once, now.' },
-  mouth: { say: 'Move your mouth', detail: 'Open and close it once.' },
-};
+import { format, MESSAGES, messagesFor } from './messages.js';
 
-/** challenge_failed reasons (spec section 2.1) in plain words: [title, what to do]. */
-export const FAILURES = {
-  too_early: ['Too early',
-    'You moved before the instruction appeared. Wait for each instruction, then follow it.'],
-  too_late: ["We didn't see it in time",
-    'Start as soon as the instruction appears, and keep your face inside the oval.'],
-  wrong_action: ['A different movement',
-    'We saw another movement than the one asked for. Do only what the instruction says.'],
-  hold_broken: ['Released too soon',
-    'Hold the position until we tell you to release it.'],
-  not_delivered: ["The instructions didn't arrive",
-    'The instructions could not reach this page in time. Check your connection and try again.'],
-};
+/** The English words, per action, failure reason and hint (messages.js has every
+ * language; these exports stay for pages that read them). */
+export const PROMPTS = MESSAGES.en.prompts;
+export const FAILURES = MESSAGES.en.failures;
+export const HINTS = MESSAGES.en.hints;
 
 /** [title, what to do] for a challenge_failed message; an older service sends no reason. */
-export function describeFailure(reason) {
-  return FAILURES[reason] || FAILURES.too_late;
+export function describeFailure(reason, messages = MESSAGES.en) {
+  return messages.failures[reason] || messages.failures.too_late;
 }
-
-export const HINTS = {
-  'no face': "We can't see your face. Look straight at the camera.",
-  'too far': 'Come a little closer.',
-  'too dark': 'It is too dark. Find more light, facing you.',
-  'too bright': 'Too much light. Move away from the lamp or window behind you.',
-  'hold still': 'Hold still.',
-  'several faces': 'Only one person should be in view.',
-};
 
 const ICE_GATHERING_MAX_MS = 3000;
 const CONNECT_TIMEOUT_MS = 20000;
@@ -134,65 +84,52 @@ export class VerifyError extends Error {
 }
 
 /** Plain-words error for a refused HTTP request, from its status and vendor envelope. */
-function httpError(what, response, envelope) {
+function httpError(what, response, envelope, M) {
   const status = response.status;
   const said = envelope?.messageString?.value;
   const detail = said ? `${status} ${said}` : `${status} ${response.statusText}`;
   if (status === 410) {
-    return new VerifyError('session-expired',
-      'This verification session has expired.',
-      { status, detail });
+    return new VerifyError('session-expired', M.errors.sessionExpired, { status, detail });
   }
   if (status === 409) {
-    return new VerifyError('session-used',
-      'This verification link has already been used. Go back to the site that sent you here to get a new one.',
+    return new VerifyError('session-used', M.errors.sessionUsed,
       { status, detail, retryable: false });
   }
   if (status === 429) {
-    return new VerifyError('busy', 'The verification service is busy. Please try again in a minute.',
-      { status, detail });
+    return new VerifyError('busy', M.errors.busy, { status, detail });
   }
   if (status === 401 || status === 403) {
-    return new VerifyError('session-refused',
-      'This verification link is not valid. Go back to the site that sent you here to get a new one.',
+    return new VerifyError('session-refused', M.errors.linkInvalid,
       { status, detail, retryable: false });
   }
   if (status === 404 && what === 'create') {
-    return new VerifyError('session-refused',
-      'This server does not start verifications by itself. Use the link given by the site that sent you here.',
-      { status, detail });
+    return new VerifyError('session-refused', M.errors.noDemo, { status, detail });
   }
   if (status === 404) {
-    return new VerifyError('session-refused',
-      'This verification session does not exist any more. Start again.', { status, detail });
+    return new VerifyError('session-refused', M.errors.sessionGone, { status, detail });
   }
   if (status >= 500) {
-    return new VerifyError('network', 'The verification service had a problem. Please try again.',
-      { status, detail });
+    return new VerifyError('network', M.errors.serviceProblem, { status, detail });
   }
-  return new VerifyError('session-refused', `The verification service refused to start (${detail}).`,
+  return new VerifyError('session-refused', format(M.errors.refused, { detail }),
     { status, detail });
 }
 
-function cameraError(err) {
+function cameraError(err, M) {
   const name = err?.name || '';
   if (name === 'NotAllowedError' || name === 'PermissionDeniedError') {
-    return new VerifyError('camera-denied',
-      'Camera access was blocked. Allow the camera for this site (the camera icon in the address bar), then press Retry.');
+    return new VerifyError('camera-denied', M.errors.cameraDenied);
   }
   if (name === 'NotFoundError' || name === 'DevicesNotFoundError' || name === 'OverconstrainedError') {
-    return new VerifyError('no-camera',
-      'No camera was found. Connect a camera, or open this page on a phone, then press Retry.');
+    return new VerifyError('no-camera', M.errors.noCamera);
   }
   if (name === 'NotReadableError' || name === 'TrackStartError' || name === 'AbortError') {
-    return new VerifyError('camera-busy',
-      'The camera could not be started. Close other apps that may be using it, then press Retry.');
+    return new VerifyError('camera-busy', M.errors.cameraBusy);
   }
   if (name === 'SecurityError') {
-    return new VerifyError('insecure', 'The camera can only be used on a secure (https) page.',
-      { retryable: false });
+    return new VerifyError('insecure', M.errors.insecure, { retryable: false });
   }
-  return new VerifyError('camera-busy', `The camera could not be started (${name || err}).`);
+  return new VerifyError('camera-busy', format(M.errors.cameraFailed, { name: name || err }));
 }
 
 async function readEnvelope(response) {
@@ -203,12 +140,12 @@ async function readEnvelope(response) {
   }
 }
 
-function delay(ms, signal) {
+function delay(ms, signal, M) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
     signal?.addEventListener('abort', () => {
       clearTimeout(timer);
-      reject(new VerifyError('aborted', 'You cancelled the check.'));
+      reject(new VerifyError('aborted', M.errors.aborted));
     }, { once: true });
   });
 }
@@ -226,12 +163,11 @@ export async function portraitBase64(portrait) {
   return String(dataUrl).replace(/^data:[^,]*,/, '');
 }
 
-async function openCamera() {
+async function openCamera(M) {
   if (!navigator.mediaDevices?.getUserMedia) {
     throw window.isSecureContext === false
-      ? new VerifyError('insecure', 'The camera can only be used on a secure (https) page.', { retryable: false })
-      : new VerifyError('unsupported', 'This browser cannot use the camera. Try a current Chrome, Firefox or Safari.',
-        { retryable: false });
+      ? new VerifyError('insecure', M.errors.insecure, { retryable: false })
+      : new VerifyError('unsupported', M.errors.noCameraApi, { retryable: false });
   }
   try {
     return await navigator.mediaDevices.getUserMedia({
@@ -239,11 +175,11 @@ async function openCamera() {
       audio: false,
     });
   } catch (err) {
-    throw cameraError(err);
+    throw cameraError(err, M);
   }
 }
 
-async function createSession(url, { challenges, portrait }, signal) {
+async function createSession(url, { challenges, portrait }, signal, M) {
   // Without `challenges` the service picks its default set.
   const body = challenges == null ? {} : { challenges };
   const b64 = await portraitBase64(portrait);
@@ -257,13 +193,13 @@ async function createSession(url, { challenges, portrait }, signal) {
       signal,
     });
   } catch (err) {
-    if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
-    throw new VerifyError('network', 'Could not reach the verification service. Check your connection and press Retry.');
+    if (signal?.aborted) throw new VerifyError('aborted', M.errors.aborted);
+    throw new VerifyError('network', M.errors.unreachable);
   }
   const envelope = await readEnvelope(response);
-  if (response.status !== 201 && response.status !== 200) throw httpError('create', response, envelope);
+  if (response.status !== 201 && response.status !== 200) throw httpError('create', response, envelope, M);
   if (!envelope?.whip_url || !envelope?.session_token) {
-    throw new VerifyError('session-refused', 'The verification service sent an unexpected answer.');
+    throw new VerifyError('session-refused', M.errors.unexpectedAnswer);
   }
   return envelope;
 }
@@ -343,7 +279,8 @@ class ReleaseCue {
  * off-screen live regions, so each is said once.
  */
 class View {
-  constructor(container) {
+  constructor(container, M) {
+    this.M = M;
     this.host = document.createElement('div');
     this.host.className = 'vf-host';
     const root = this.host.attachShadow({ mode: 'open' });
@@ -387,7 +324,7 @@ class View {
     el('span', 'vf-mouth', features);
     el('span', 'vf-arrow', figure);
     const words = el('div', 'vf-words', say);
-    this.prompt = el('p', 'vf-prompt', words, 'Starting the camera…');
+    this.prompt = el('p', 'vf-prompt', words, M.widget.starting);
     this.detail = el('p', 'vf-detail', words);
     this.hint = el('p', 'vf-hint', panel);
     this.hint.setAttribute('aria-live', 'polite');
@@ -436,14 +373,16 @@ class View {
       this.steps.replaceChildren(...Array.from({ length: total }, () => document.createElement('li')));
     }
     Array.from(this.steps.children).forEach((li, i) => { li.dataset.done = String(i < done); });
-    this.stepText.textContent = !total ? '' : done >= total ? 'All steps done' : `Step ${done + 1} of ${total}`;
+    const { widget } = this.M;
+    this.stepText.textContent = !total ? '' : done >= total ? widget.allDone
+      : format(widget.step, { n: done + 1, total });
   }
 
   setHints(hints, faces) {
-    const words = (hints || []).map((h) => HINTS[h] || h);
+    const words = (hints || []).map((h) => this.M.hints[h] || h);
     const good = words.length === 0 && faces === 1;
     this.oval.dataset.good = String(good);
-    const text = good ? 'Good. Keep your face inside the oval.' : words.join(' ');
+    const text = good ? this.M.widget.good : words.join(' ');
     // Progress comes several times a second: rewriting the same words would make a
     // screen reader repeat them.
     if (this.hint.textContent !== text) this.hint.textContent = text;
@@ -460,27 +399,27 @@ class View {
 
   /** `challenge`: the instruction and its animation, then "hold" after a reaction time. */
   challenge(msg, total) {
-    const words = PROMPTS[msg.action] || { say: msg.action };
+    const words = this.M.prompts[msg.action] || { say: msg.action };
     const count = msg.total ?? total;
     const index = msg.index ?? 0;
     this.setBadge('');
     this.setSteps(count, index);
     this.setPhase('act', msg.action);
     this.setPrompt(words.say, 'challenge', words.detail || '');
-    const step = count > 1 ? `Step ${index + 1} of ${count}. ` : '';
+    const step = count > 1 ? `${format(this.M.widget.step, { n: index + 1, total: count })}. ` : '';
     this.announce(`${step}${words.say}. ${words.detail || ''}`.trim(), true);
     if (words.hold) {
       this.holdTimer = setTimeout(() => {
         this.box.dataset.phase = 'hold';
-        this.setPrompt('Hold…', 'hold', words.hold);
+        this.setPrompt(this.M.widget.hold, 'hold', words.hold);
       }, HOLD_AFTER_MS);
     }
   }
 
   /** `release`: the release instruction, said at once. */
   release(msg) {
-    const words = PROMPTS[msg.action] || {};
-    const text = words.release || 'Release';
+    const words = this.M.prompts[msg.action] || {};
+    const text = words.release || this.M.widget.release;
     this.setPhase('release', msg.action);
     this.setPrompt(text, 'release');
     this.announce(`${text}.`, true);
@@ -489,13 +428,13 @@ class View {
   met(msg, total) {
     this.setSteps(msg.total ?? total, (msg.index ?? 0) + 1);
     this.setPhase('met', msg.action);
-    this.setPrompt('Done', 'met');
+    this.setPrompt(this.M.widget.done, 'met');
     this.setBadge('✓');
-    this.announce('Done.');
+    this.announce(`${this.M.widget.done}.`);
   }
 
   failed(msg) {
-    const [title, text] = describeFailure(msg.reason);
+    const [title, text] = describeFailure(msg.reason, this.M);
     this.setBadge('');
     this.setPhase('failed', msg.action);
     this.setPrompt(title, 'failed', text);
@@ -509,29 +448,29 @@ class View {
     this.clearHint();
     if (this.box.dataset.phase !== 'failed') {
       this.setPhase(null);
-      this.setPrompt('Checking…', 'deciding');
+      this.setPrompt(this.M.widget.checking, 'deciding');
     }
-    this.announce('Checking…');
+    this.announce(this.M.widget.checking);
   }
 }
 
 /** One verification attempt; see the comment at the top of this file. */
 export async function start({
   sessionUrl, container, portrait = null, onEvent = () => {}, challenges = null,
-  stream = null, signal = null,
+  stream = null, signal = null, lang = null, messages = null,
 } = {}) {
   if (!sessionUrl) throw new TypeError('start(): sessionUrl is required');
   if (!container) throw new TypeError('start(): container is required');
+  const M = messagesFor({ lang, messages });
   if (!window.RTCPeerConnection) {
-    throw new VerifyError('unsupported', 'This browser cannot stream video. Try a current Chrome, Firefox or Safari.',
-      { retryable: false });
+    throw new VerifyError('unsupported', M.errors.noWebRtc, { retryable: false });
   }
   const emit = (event) => {
     try { onEvent(event); } catch (err) { console.error('onEvent threw', err); }
   };
   // Made before the first await: still inside the caller's click, for autoplay rules.
   const cue = new ReleaseCue();
-  const view = new View(container);
+  const view = new View(container, M);
   await view.styled;
   const setState = (state) => { view.setState(state); emit({ type: 'state', state }); };
 
@@ -557,14 +496,14 @@ export async function start({
 
   try {
     setState('camera');
-    if (!stream) stream = await openCamera();
-    if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
+    if (!stream) stream = await openCamera(M);
+    if (signal?.aborted) throw new VerifyError('aborted', M.errors.aborted);
     view.show(stream);
     setState('connecting');
-    view.setPrompt('Connecting…');
+    view.setPrompt(M.widget.connecting);
 
     session = typeof sessionUrl === 'string'
-      ? await createSession(sessionUrl, { challenges, portrait }, signal)
+      ? await createSession(sessionUrl, { challenges, portrait }, signal, M)
       : sessionUrl;
     emit({ type: 'session', session: { ...session, session_token: undefined } });
     const total = session.challenges?.length || 0;
@@ -591,10 +530,10 @@ export async function start({
         signal,
       });
     } catch {
-      if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
-      throw new VerifyError('network', 'Could not reach the verification service. Check your connection and press Retry.');
+      if (signal?.aborted) throw new VerifyError('aborted', M.errors.aborted);
+      throw new VerifyError('network', M.errors.unreachable);
     }
-    if (response.status !== 201) throw httpError('whip', response, await readEnvelope(response));
+    if (response.status !== 201) throw httpError('whip', response, await readEnvelope(response), M);
     const location = response.headers.get('Location');
     if (location) resource = new URL(location, session.whip_url).href;
     await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
@@ -613,13 +552,12 @@ export async function start({
       };
       const fromResultUrl = () => {
         if (settled) return;
-        pollResult(session, signal).then((p) => finish(resolve, p), (e) => finish(reject, e));
+        pollResult(session, signal, M).then((p) => finish(resolve, p), (e) => finish(reject, e));
       };
       const lost = () => {
         if (deciding) fromResultUrl();
         else finish(reject, new VerifyError('network', everConnected
-          ? 'The connection to the verification service was lost. Press Retry to start again.'
-          : 'Could not connect the video to the verification service. A firewall or VPN may block it.'));
+          ? M.errors.connectionLost : M.errors.cannotConnect));
       };
       const connectTimer = setTimeout(() => { if (!everConnected) lost(); }, CONNECT_TIMEOUT_MS);
       pc.addEventListener('connectionstatechange', () => {
@@ -636,7 +574,7 @@ export async function start({
       });
       channel.addEventListener('open', () => {
         setState('prompt');
-        view.setPrompt('Place your face inside the oval');
+        view.setPrompt(M.widget.placeFace);
       });
       channel.addEventListener('close', () => {
         if (!settled) fromResultUrl();
@@ -665,10 +603,10 @@ export async function start({
           finish(resolve, msg.payload);
         }
       });
-      signal?.addEventListener('abort', () => finish(reject, new VerifyError('aborted', 'You cancelled the check.')),
+      signal?.addEventListener('abort', () => finish(reject, new VerifyError('aborted', M.errors.aborted)),
         { once: true });
     });
-    view.setPrompt('Done', 'met');
+    view.setPrompt(M.widget.done, 'met');
     setState('result');
     return payload;
   } finally {
@@ -676,8 +614,10 @@ export async function start({
   }
 }
 
-/** GET result_url until the decision is there (200); 202 means still running. */
-export async function pollResult(session, signal = null) {
+/** GET result_url until the decision is there (200); 202 means still running.
+ * `messages`: a table from messagesFor() (default: the browser's language). */
+export async function pollResult(session, signal = null, messages = messagesFor()) {
+  const M = messages;
   const until = Date.now() + RESULT_POLL_MAX_MS;
   while (Date.now() < until) {
     let response;
@@ -688,14 +628,14 @@ export async function pollResult(session, signal = null) {
         signal,
       });
     } catch {
-      if (signal?.aborted) throw new VerifyError('aborted', 'You cancelled the check.');
-      await delay(RESULT_POLL_MS, signal);
+      if (signal?.aborted) throw new VerifyError('aborted', M.errors.aborted);
+      await delay(RESULT_POLL_MS, signal, M);
       continue;
     }
     const envelope = await readEnvelope(response);
     if (response.status === 200 && envelope) return envelope;
-    if (response.status !== 202) throw httpError('result', response, envelope);
-    await delay(RESULT_POLL_MS, signal);
+    if (response.status !== 202) throw httpError('result', response, envelope, M);
+    await delay(RESULT_POLL_MS, signal, M);
   }
-  throw new VerifyError('network', 'The verification service did not answer in time. Press Retry to start again.');
+  throw new VerifyError('network', M.errors.noAnswer);
 }
