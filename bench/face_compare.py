@@ -3,26 +3,31 @@
 Runs the real service in its own process on loopback and talks HTTP to it, so the
 numbers include decoding, detection, alignment, embedding and the envelope.
 `--calibrate` also fits the score mapping (Platt scaling) and prints the config values.
+`--throughput RUNS` measures only throughput, RUNS times (the machine is shared and
+noisy: one run says little), with `--clients` concurrent clients, and also reports the
+service process tree's CPU seconds per request.
 
     .venv/bin/python bench/face_compare.py [--calibrate] [--requests 60]
+    .venv/bin/python bench/face_compare.py --throughput 5 [--clients 4] [--requests 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import os
 import platform
 import statistics
 import time
-
-import base64
 import urllib.parse
+from pathlib import Path
 
 import aiohttp
 import numpy as np
+from _service import DATA, KEY, SECRET, run_with_service, service_process
 
-from _service import DATA, KEY, SECRET, run_with_service
 from service.client import VerifyClient, signed_fields
 
 # Two ~200 KB JPEGs (184 KB and 191 KB), as the vendor document suggests for uploads.
@@ -66,7 +71,7 @@ async def accuracy(client: VerifyClient) -> list[dict]:
 
     async def one(pair: dict) -> None:
         async with sem:
-            status, body = await client.verify(21, img1=read(pair["a"]), img2=read(pair["b"]))
+            _, body = await client.verify(21, img1=read(pair["a"]), img2=read(pair["b"]))
         items = body["infoList"][0]["veritem"] if body["infoList"] else []
         results.append({
             "pair": pair, "status": body["messageString"]["status"],
@@ -132,6 +137,53 @@ async def throughput(client: VerifyClient, pair: PreparedPair, clients: int,
     return clients * per_client / (time.perf_counter() - t0)
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its children still running (the
+    decoder workers), from /proc; 0.0 where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        pids += [int(c) for c in children]
+    return total
+
+
+async def throughput_runs(args: argparse.Namespace, url: str, pid: int | None) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = VerifyClient(url, KEY, SECRET, session)
+        pair = PreparedPair()
+        await throughput(client, pair, args.clients, 2)  # warm: connections, model threads
+        per_client = args.requests // args.clients + 1
+        rows = []
+        for _ in range(args.throughput):
+            cpu0, own0 = tree_cpu_s(pid) if pid else 0.0, time.process_time()
+            rps = await throughput(client, pair, args.clients, per_client)
+            n = args.clients * per_client
+            cpu = (tree_cpu_s(pid) - cpu0) / n if pid else 0.0
+            rows.append((rps, cpu, (time.process_time() - own0) / n))
+    print(f"\nMachine: {platform.machine()}, {platform.python_version()}, "
+          f"{os.cpu_count()} cores; load average before: "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
+    print(f"| run | requests/s, {args.clients} concurrent clients | service CPU per request "
+          "(process tree) | client CPU per request |")
+    print("|---|---|---|---|")
+    for i, (rps, cpu, own) in enumerate(rows, 1):
+        service = f"{cpu * 1000:.0f} ms" if pid else "-"
+        print(f"| {i} | {rps:.1f} | {service} | {own * 1000:.0f} ms |")
+    values = sorted(r for r, _, _ in rows)
+    cpus = sorted(c for _, c, _ in rows)
+    print(f"| min / median / max | {values[0]:.1f} / {statistics.median(values):.1f} / "
+          f"{values[-1]:.1f} | {statistics.median(cpus) * 1000:.0f} ms (median) | |")
+
+
 async def run(args: argparse.Namespace, url: str) -> None:
     async with aiohttp.ClientSession() as session:
         client = VerifyClient(url, KEY, SECRET, session)
@@ -150,7 +202,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     sims_same = [r["similarity"] for r in same]
     sims_diff = [r["similarity"] for r in diff]
     print(f"\nMachine: {platform.machine()}, {platform.python_version()}, "
-          f"{__import__('os').cpu_count()} cores\n")
+          f"{os.cpu_count()} cores\n")
     print("| metric | value |\n|---|---|")
     print(f"| labelled pairs answered | {len(ok)}/{len(results)} "
           f"({len(same)} same, {len(diff)} different) |")
@@ -182,8 +234,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--throughput", type=int, metavar="RUNS",
+                        help="only measure throughput, this many times")
+    parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--url", help="use a running service (key bench:bench-secret)")
-    run_with_service(run, parser.parse_args())
+    args = parser.parse_args()
+    if args.throughput:
+        if args.url:
+            asyncio.run(throughput_runs(args, args.url, None))
+        else:
+            with service_process() as (url, proc):
+                asyncio.run(throughput_runs(args, url, proc.pid))
+        return
+    run_with_service(run, args)
 
 
 if __name__ == "__main__":

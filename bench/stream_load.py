@@ -1,185 +1,280 @@
-"""Streaming load: N concurrent aiortc peers on loopback against the real service.
+"""Streaming load: N concurrent WHIP sessions against the real service, nearly free clients.
 
-Each client streams a blinking person (shared/data blink clip upscaled to 640x480,
-looped, 15 fps) as H.264 or VP8 into its own session with blink challenges. Per N:
+The clients run in their own process(es) (bench/_load_clients.py): the clip is encoded
+once and every peer relays the same H.264 (or VP8) packets in real time, so the load
+generator costs a few percent of a core and the service is what is measured. Sessions
+have no challenges (`challenges=0`: a relayed clip cannot follow prompts); the service
+watches each face for `--observation` seconds, then decides. Per N, in the same run:
 
-  analysed fps per stream   frames the service analysed / session seconds
-  result latency            client time from the last `challenge_met` to `result`
-  service CPU, RSS          of the service process alone (/proc), over the sessions
-  floor CPU                 a bare aiortc receiver (bench/_floor_receiver.py) that only
-                            decodes and converts the same N streams, measured alone
-                            with the same clients: what any analysis pays first
+  analysed fps per stream    the service's own `analysed_fps` of each session
+  observation end -> result  client time from the end of the watch to the `result`
+                             message (noticing the end, the decision: best frames,
+                             silent liveness; the message), p50 / p95. The end is
+                             taken as first packet sent + observation, which is at
+                             or before the service's own (it counts from its first
+                             analysed frame): an upper bound of the latency
+  service CPU per stream     service process(es) CPU over the steady window (every
+                             stream between its first face and its observation end),
+                             divided by N; a fraction of one core
+  floor per stream           bench/_floor_receiver.py (a bare aiortc receiver that only
+                             decodes and converts to BGR) fed by the same generator with
+                             N streams, measured alone
+  load generator CPU         the client process(es), same steady window, all N streams
+  RSS                        the service process(es), the largest sample of the run
 
-The clients' encoding runs in this process and shares the 2 cores, so only the server
-processes' own CPU is reported. `--soak 300` also runs N streams for 5 minutes, session
-after session, and samples the service's RSS every 10 s (memory must stay flat).
+`--replicas R` starts a redis-server and R service processes sharing it (Redis-backed
+session routing); the clients create sessions round-robin across them and CPU and RSS
+are summed. `--soak 300` then runs the largest N session after session for 300 s and
+samples the service's RSS every 10 s (memory must stay flat).
 
-    .venv/bin/python bench/stream_load.py [--n 1 2 4] [--codec H264] [--soak 300]
+    .venv/bin/python bench/stream_load.py [--n 4 8 12 16] [--codec H264] [--replicas 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import aiohttp
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
-from _service import DATA, KEY, SECRET, free_port, service_process  # noqa: E402
-from rtc_client import ClipTrack, WhipClient, create_session  # noqa: E402
-from videos import decode_all  # noqa: E402
+from _service import KEY, SECRET, free_port, service_process
 
 TICKS = os.sysconf("SC_CLK_TCK")
+CLIENTS = ROOT / "bench" / "_load_clients.py"
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    """utime + stime of the process, its threads included (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
-def frames_640() -> list[np.ndarray]:
-    return [cv2.resize(f, (640, 480), interpolation=cv2.INTER_LINEAR)
-            for f in decode_all((DATA / "blink/zju/000001M_FBN.mp4").read_bytes())]
+class CpuLog:
+    """Cumulative CPU seconds of groups of processes, sampled every `period`, so the CPU
+    over any window of the run can be read afterwards."""
+
+    def __init__(self, period: float = 0.25) -> None:
+        self.period = period
+        self.samples: list[tuple[float, dict[str, float], dict[str, float]]] = []
+        self.groups: dict[str, list[int]] = {}
+
+    def sample(self) -> None:
+        cpu = {g: sum(cpu_seconds(p) for p in pids) for g, pids in self.groups.items()}
+        rss = {g: sum(rss_mb(p) for p in pids) for g, pids in self.groups.items()}
+        self.samples.append((time.monotonic(), cpu, rss))
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.period)
+
+    def cpu_at(self, group: str, t: float) -> float:
+        times = [s[0] for s in self.samples]
+        values = [s[1].get(group, 0.0) for s in self.samples]
+        return float(np.interp(t, times, values))
+
+    def usage(self, group: str, start: float, end: float) -> float:
+        """Cores used on average by `group` between `start` and `end`."""
+        if end <= start:
+            return float("nan")
+        return (self.cpu_at(group, end) - self.cpu_at(group, start)) / (end - start)
+
+    def peak_rss(self, group: str, start: float, end: float) -> float:
+        return max((s[2].get(group, 0.0) for s in self.samples if start <= s[0] <= end),
+                   default=0.0)
 
 
-async def one_session(http: aiohttp.ClientSession, url: str, frames: list, codec: str,
-                      challenges: str) -> dict:
-    status, session = await create_session(http, url, KEY, SECRET, challenges=challenges)
-    if status != 201:
-        return {"error": session["messageString"]}
-    client = WhipClient(session, http, codec=codec)
-    await client.connect(ClipTrack(frames, fps=15))
-    stamps: dict[str, float] = {}
-    try:
-        payload = await asyncio.wait_for(client.result, 90)
-    finally:
-        await client.hang_up()
-    stamps["result"] = time.monotonic()
-    met = [m for m in client.messages if m["type"] == "challenge_met"]
-    detail = payload.get("detail", {})
-    met_at = [c["met_at"] for c in detail.get("challenges", [])]
-    return {"live": payload["infoList"][0]["veritem"][1]["content"] if payload["infoList"]
-            else None, "analysed_fps": detail.get("analysed_fps"),
-            "latency_ms": client.latency_ms, "all_met": len(met) == len(met_at) and
-            all(m is not None for m in met_at)}
+async def run_clients(log: CpuLog, urls: list[str], n: int, procs: int,
+                      extra: list[str]) -> tuple[list[dict[str, Any]], float]:
+    """Start the load generator (N peers over `procs` processes) and wait for it; its
+    results merged, and when its packets were ready (after the one encode)."""
+    counts = [n // procs + (i < n % procs) for i in range(procs)]
+    children = []
+    for i, count in enumerate(c for c in counts if c):
+        children.append(await asyncio.create_subprocess_exec(
+            sys.executable, str(CLIENTS), "--url", *urls, "--n", str(count), *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT))
+    log.groups["clients"] = [c.pid for c in children]
+    outputs = await asyncio.gather(*(c.communicate() for c in children))
+    log.groups["clients"] = []
+    merged: dict[str, Any] = {"sessions": [], "floor": []}
+    ready = 0.0
+    for out, _ in outputs:
+        lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise RuntimeError("the load generator failed (run bench/_load_clients.py "
+                               "by hand to see why)")
+        ready = max(ready, lines[0]["ready"])
+        merged["sessions"] += lines[-1].get("sessions", [])
+        if "floor" in lines[-1]:
+            merged["floor"].append(lines[-1]["floor"])
+    return merged["sessions"] or merged["floor"], ready
 
 
-async def floor(frames: list, n: int, codec: str, seconds: float) -> float:
-    """CPU (fraction of one core) per stream of the bare receiver."""
+@contextlib.contextmanager
+def floor_receiver() -> Iterator[tuple[str, int]]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "bench/_floor_receiver.py"), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(200):
             try:
                 urllib.request.urlopen(f"{url}/readyz", timeout=1)
                 break
             except OSError:
-                await asyncio.sleep(0.1)
-        async with aiohttp.ClientSession() as http:
-            clients = [WhipClient({"whip_url": f"{url}/whip", "session_token": "-"}, http,
-                                  codec=codec) for _ in range(n)]
-            for c in clients:
-                await c.connect(ClipTrack(frames, fps=15), data_channel=False)
-            await asyncio.sleep(2.0)  # connected and streaming
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            await asyncio.sleep(seconds)
-            used = (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
-            for c in clients:
-                await c.hang_up()
-        return used / n
+                time.sleep(0.1)
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-async def service_run(url: str, pid: int, frames: list, n: int, codec: str) -> dict:
-    async with aiohttp.ClientSession() as http:
-        c0, t0 = cpu_seconds(pid), time.monotonic()
-        results = await asyncio.gather(*(one_session(http, url, frames, codec, "blink,blink,blink")
-                                         for _ in range(n)))
-        cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
-    return {"results": results, "cpu": cpu, "rss": rss_mb(pid)}
-
-
-async def soak(url: str, pid: int, frames: list, n: int, codec: str, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    samples: list[tuple[float, float]] = []
-
-    async def worker(http: aiohttp.ClientSession) -> None:
-        while time.monotonic() < end:
-            await one_session(http, url, frames, codec, "blink,blink,blink")
-
-    async def sampler() -> None:
-        start = time.monotonic()
-        while time.monotonic() < end:
-            samples.append((time.monotonic() - start, rss_mb(pid)))
-            await asyncio.sleep(10)
-
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(sampler(), *(worker(http) for _ in range(n)))
-    print(f"\nsoak: {n} streams for {seconds:.0f} s, service RSS (MB) every 10 s:")
-    print(", ".join(f"{mb:.0f}" for _, mb in samples))
-    first = np.mean([mb for _, mb in samples[1:4]]) if len(samples) > 4 else samples[0][1]
-    last = np.mean([mb for _, mb in samples[-3:]])
-    print(f"RSS after warm-up {first:.0f} MB, at the end {last:.0f} MB")
+@contextlib.contextmanager
+def services(args: argparse.Namespace, env: dict[str, str]
+             ) -> Iterator[tuple[list[str], list[int], tuple[str, str]]]:
+    """The service: one process, or `--replicas` processes on one redis-server."""
+    if args.replicas <= 1:
+        with service_process(env) as (url, proc):
+            yield [url], [proc.pid], (KEY, SECRET)
+        return
+    import replicas  # tests/replicas.py: redis-server and replica processes
+    settings = {k.removeprefix("SERVICE_"): v for k, v in env.items()}
+    with replicas.redis_server() as redis, \
+            replicas.replica_set(redis.url, args.replicas, **settings) as group:
+        yield ([r.url for r in group], [r.proc.pid for r in group if r.proc],
+               (replicas.KEY, replicas.SECRET))
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+async def measure_floor(log: CpuLog, url: str, pid: int, n: int, args: argparse.Namespace
+                        ) -> tuple[float, float]:
+    """(floor CPU per stream, load generator CPU) with N streams into the bare receiver."""
+    log.groups["floor"] = [pid]
+    runs, _ = await run_clients(log, [url], n, args.client_procs, [
+        "--mode", "floor", "--seconds", str(args.floor_seconds), "--codec", args.codec])
+    start = max(r["streaming"] for r in runs) + 2.0  # every peer connected and streaming
+    end = min(r["ended"] for r in runs)
+    return log.usage("floor", start, end) / n, log.usage("clients", start, end)
+
+
+async def measure_service(log: CpuLog, urls: list[str], n: int, args: argparse.Namespace,
+                          key: tuple[str, str], until: float = 0.0) -> dict[str, Any]:
+    runs, ready = await run_clients(log, urls, n, args.client_procs, [
+        "--mode", "session", "--observation", str(args.observation), "--codec", args.codec,
+        "--key", key[0], "--secret", key[1], "--until", str(until)])
+    ok = [r for r in runs if "error" not in r]
+    watched = [r for r in ok if r["face_at"] is not None]
+    first_round = sorted(watched, key=lambda r: r["started"])[:n]
+    start = max((r["face_at"] for r in first_round), default=0.0)
+    end = min((r["observation_end"] for r in first_round), default=0.0)
+    return {
+        "runs": runs, "ok": ok,
+        "fps": [r["analysed_fps"] for r in ok if r["analysed_fps"] is not None],
+        "latency": [1000 * (r["result_at"] - r["observation_end"]) for r in watched
+                    if r["ended_by"] == "observation time done"],
+        "live": sum(r["live"] == "Living body" for r in ok),
+        "cpu": log.usage("service", start, end) / n,
+        "clients": log.usage("clients", start, end),
+        "window": end - start,
+        "rss": log.peak_rss("service", ready, time.monotonic()),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    frames = frames_640()
-    env = {"SERVICE_MAX_SESSIONS": str(max(args.n) * 2 + 2),
-           "SERVICE_SESSIONS_PER_KEY_PER_MINUTE": "100000",
-           "SERVICE_CHALLENGE_TIME_S": "8"}
+    env = {"SERVICE_SESSIONS__MAX_ACTIVE": str(max(args.n) * 2 + 2),
+           "SERVICE_SESSIONS__PER_KEY_PER_MINUTE": "100000",
+           "SERVICE_SESSIONS__OBSERVATION_S": str(args.observation)}
+    log = CpuLog()
+    sampler = asyncio.create_task(log.run())
     rows = []
-    with service_process(env) as (url, proc):
-        for n in args.n:
-            base = await floor(frames, n, args.codec, args.floor_seconds)
-            run = await service_run(url, proc.pid, frames, n, args.codec)
-            ok = [r for r in run["results"] if "error" not in r]
-            rows.append((n, base, run, ok))
-        if args.soak:
-            await soak(url, proc.pid, frames, max(args.n), args.codec, args.soak)
-    print(f"\n{args.codec} 640x480 at 15 fps per stream, analysis at the service's default "
-          "rate; CPU as a fraction of one core\n")
-    print("| streams | analysed fps per stream (min/median) | last challenge -> result p50 / p95 "
-          "| all challenges met | service CPU per stream | floor CPU per stream | service / "
-          "floor | service RSS |\n|---|---|---|---|---|---|---|---|")
-    for n, base, run, ok in rows:
-        fps = [r["analysed_fps"] for r in ok if r["analysed_fps"]]
-        lat = [r["latency_ms"] for r in ok if r["latency_ms"] is not None]
-        met = sum(r["all_met"] for r in ok)
-        per = run["cpu"] / n
-        print(f"| {n} | {min(fps):.1f} / {np.median(fps):.1f} | {pct(lat, 50):.0f} / "
-              f"{pct(lat, 95):.0f} ms | {met}/{len(run['results'])} | {per:.0%} | {base:.0%} | "
-              f"{per / base:.1f}x (+{per - base:.0%}) | {run['rss']:.0f} MB |")
+    try:
+        with services(args, env) as (urls, pids, key), floor_receiver() as (floor_url, fpid):
+            log.groups["service"] = pids
+            for n in args.n:
+                base, gen_floor = await measure_floor(log, floor_url, fpid, n, args)
+                run = await measure_service(log, urls, n, args, key)
+                rows.append((n, base, gen_floor, run))
+                print(f"N={n}: {len(run['ok'])}/{len(run['runs'])} sessions decided, "
+                      f"steady window {run['window']:.1f} s", file=sys.stderr, flush=True)
+            if args.soak:
+                soak = await measure_service(log, urls, max(args.n), args, key,
+                                             time.monotonic() + args.soak)
+    finally:
+        sampler.cancel()
+    print(f"\n{args.codec} 640x480 at 15 fps per stream (the clip encoded once, relayed), "
+          f"{args.replicas} service process(es), analysis at the service's default rate, "
+          f"no challenges, {args.observation:g} s observation; CPU as a fraction of one core\n")
+    print("| streams | analysed fps per stream (min / median) | observation end -> result "
+          "p50 / p95 | sessions decided (Living body) | service CPU per stream | floor per "
+          "stream | service / floor | load generator CPU (all streams) | service RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, base, gen_floor, run in rows:
+        fps, lat = run["fps"], run["latency"]
+        print(f"| {n} | {min(fps, default=0):.1f} / {pct(fps, 50):.1f} | "
+              f"{pct(lat, 50):.0f} / {pct(lat, 95):.0f} ms | {len(run['ok'])}/{len(run['runs'])}"
+              f" ({run['live']}) | {run['cpu']:.1%} | {base:.1%} | {run['cpu'] / base:.2f}x | "
+              f"{run['clients']:.1%} (floor run {gen_floor:.1%}) | {run['rss']:.0f} MB |")
+    errors = sorted({r["error"] for _, _, _, run in rows for r in run["runs"] if "error" in r})
+    if errors:
+        print(f"\nerrors: {errors}")
+    if args.soak:
+        report_soak(log, soak, args)
+
+
+def report_soak(log: CpuLog, soak: dict[str, Any], args: argparse.Namespace) -> None:
+    start = min(r["started"] for r in soak["runs"])
+    samples = [(t - start, rss["service"]) for t, _, rss in log.samples if t >= start]
+    every = [mb for i, (t, mb) in enumerate(samples) if i % max(1, round(10 / log.period)) == 0]
+    fps = soak["fps"]
+    print(f"\nsoak: {max(args.n)} streams for {args.soak:.0f} s, {len(soak['ok'])}/"
+          f"{len(soak['runs'])} sessions decided, analysed fps min / median "
+          f"{min(fps, default=0):.1f} / {pct(fps, 50):.1f}; service RSS (MB) every 10 s:")
+    print(", ".join(f"{mb:.0f}" for mb in every))
+    if len(every) > 6:
+        print(f"RSS after warm-up (mean of samples 2-4) {np.mean(every[1:4]):.0f} MB, "
+              f"at the end (last 3) {np.mean(every[-3:]):.0f} MB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--n", type=int, nargs="+", default=[4, 8, 12, 16])
     parser.add_argument("--codec", default="H264", choices=["H264", "VP8"])
-    parser.add_argument("--floor-seconds", type=float, default=8.0)
+    parser.add_argument("--observation", type=float, default=12.0,
+                        help="seconds each session watches the face")
+    parser.add_argument("--floor-seconds", type=float, default=10.0)
+    parser.add_argument("--client-procs", type=int, default=1,
+                        help="processes the load generator's peers are spread over")
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--soak", type=float, default=0.0)
     asyncio.run(main_async(parser.parse_args()))
 

@@ -8,8 +8,8 @@ In-process (the same `analyse_video` the HTTP handler runs), one model thread:
 2. our own splices from the blink clips: two different people cut together at 1.5, 2.5
    and 3.5 s, the same person in two conditions (must stay `no`), and a "push" where
    the second person's picture slides in from the side over 0.5 s;
-3. speed at 640x480 (blink clips upscaled and re-encoded as H.264): decode, landmarks
-   and the rest of the engine per analysed frame, on one core.
+3. speed: the stage table of bench/frame_stages.py (640x480 H.264 at 15 fps, the
+   streaming path), per analysed frame, on one core.
 
     .venv/bin/python bench/video_liveness.py [--quick]
 """
@@ -22,7 +22,6 @@ import json
 import os
 import random
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,6 +30,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/videos.py: the clip encoder
+sys.path.insert(0, str(ROOT / "bench"))
+import frame_stages  # noqa: E402
 from _service import DATA  # noqa: E402
 from videos import decode_all, encode, held_photo  # noqa: E402
 
@@ -38,10 +39,7 @@ from models.manifest import resolve_models  # noqa: E402
 from service.app import MODEL_NAMES  # noqa: E402
 from service.config import Config  # noqa: E402
 from service.errors import ApiError  # noqa: E402
-from service.liveness.engine import LivenessEngine  # noqa: E402
-from service.video.frames import decode_frames  # noqa: E402
 from service.video_liveness import analyse_video  # noqa: E402
-from service.vision.landmarks import FaceLandmarker  # noqa: E402
 from service.vision.runtime import ModelRuntime  # noqa: E402
 
 
@@ -154,59 +152,11 @@ def own_splices(runtime: ModelRuntime, cfg: Config, labels: dict, quick: bool) -
         print(f"| {name} | {sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.0%}) |")
 
 
-class TimedLandmarker:
-    """Times `detect` of a pooled (warm) landmarker, as the service uses them."""
-
-    def __init__(self, inner: FaceLandmarker) -> None:
-        self.inner = inner
-        self.spent = 0.0
-
-    def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        t0 = time.perf_counter()
-        try:
-            return self.inner.detect(image)
-        finally:
-            self.spent += time.perf_counter() - t0
-
-    def face_boxes(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
-        return self.inner.face_boxes(image)
-
-
 def speed(runtime: ModelRuntime, cfg: Config, labels: dict) -> None:
-    """Per analysed frame, steady state: warm pooled landmarkers (reset between clips,
-    as the service reuses them) and a first clip that is not timed."""
-    clips = [c for c in labels["blink_clips"]][:9]
-    decode_s = landmarks_s = engine_s = 0.0
-    analysed = 0
-    for i, c in enumerate(clips):
-        big = [cv2.resize(f, (640, 480)) for f in decode_all((DATA / c["path"]).read_bytes())]
-        data = encode(big, fps=30)
-        t0 = time.perf_counter()
-        frames = list(decode_frames(data, cfg.media.analysis_fps, cfg.media.work_side))
-        spent_decoding = time.perf_counter() - t0
-        pooled = runtime.landmarkers.acquire()
-        lm = TimedLandmarker(pooled)
-        engine = LivenessEngine(lm, runtime.embed, cfg.engine)
-        t0 = time.perf_counter()
-        for f in frames:
-            engine.feed(f)
-        spent_engine = time.perf_counter() - t0
-        runtime.landmarkers.release(pooled)
-        if i == 0:
-            continue  # warm-up
-        decode_s += spent_decoding
-        engine_s += spent_engine
-        landmarks_s += lm.spent
-        analysed += len(frames)
-    per = lambda s: 1000 * s / analysed  # noqa: E731
-    print(f"\nspeed at 640x480, {analysed} analysed frames at {cfg.media.analysis_fps:g} fps "
-          f"(30 fps H.264 source), one thread:")
-    print("| stage | ms per analysed frame |\n|---|---|")
-    print(f"| decode (all source frames) + convert | {per(decode_s):.1f} |")
-    print(f"| landmarks (FaceMesh 478 points) | {per(landmarks_s):.1f} |")
-    print(f"| cues, identity samples, best frame | {per(engine_s - landmarks_s):.1f} |")
-    total = decode_s + engine_s
-    print(f"| total | {per(total):.1f} ({analysed / total:.0f} analysed frames/s) |")
+    """The streaming path's stage table (bench/frame_stages.py) on 9 blink clips."""
+    clips = [c["path"] for c in labels["blink_clips"]][:9]
+    watch, analysed = frame_stages.measure(runtime, cfg, clips)
+    frame_stages.table(watch, analysed, cfg)
 
 
 def main() -> None:

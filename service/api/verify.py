@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -12,11 +13,14 @@ from service.api.media import MediaKind, sniff
 from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
 from service.compare import match_score, prepare_face
 from service.errors import UnknownType
+from service.metrics import TYPE_ID
 from service.payload import Payload, face_comparison_items, success
 from service.silent_liveness import judge_image
 from service.state import STATE, ServiceState
 from service.video_liveness import analyse_video
 from service.vision.embedding import cosine
+
+log = logging.getLogger("service.api")
 
 MEDIA_FIELDS = ("img", "img1", "img2", "file")
 # Seconds one clip analysis is assumed to take before the first has been timed: a
@@ -73,13 +77,30 @@ TYPE_HANDLERS: dict[int, TypeHandler] = {
 
 
 async def verify(request: web.Request) -> web.Response:
+    request[TYPE_ID] = ""  # counted by typeId and status (service/metrics.py)
     state = request.app[STATE]
     req = await read_request(request, MEDIA_FIELDS, state.config)
+    request[TYPE_ID] = req.fields.get("typeId", "")
     key, timestamp, token, _ = (req.text(name) for name in AUTH_FIELDS)
-    state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
+    await state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
     handler = TYPE_HANDLERS.get(req.type_id())
     if handler is None:
         raise UnknownType(f"unknown typeId {req.fields['typeId'].strip()}; "
                           f"supported: {', '.join(map(str, sorted(TYPE_HANDLERS)))}")
     await state.wait_ready()
-    return web.json_response(await handler(state, req))
+    payload = await handler(state, req)
+    _log_answer(req.type_id(), payload)
+    return web.json_response(payload)
+
+
+def _log_answer(type_id: int, payload: Payload) -> None:
+    """The decision line of a verify request: the answer's veritems, reasons and time
+    (what the client was told; no image, embedding or token)."""
+    detail = payload.get("detail", {})
+    answer = [f"{i['desc']}:{i['content']}" if i["content"] else i["desc"]
+              for i in payload["infoList"][0]["veritem"]]
+    fields = {"type_id": type_id, "status": payload["messageString"]["status"],
+              "answer": answer, "reasons": detail.get("reasons", []),
+              "elapsed_ms": detail.get("elapsed_ms")}
+    log.info("typeId %d answered %s in %s ms", type_id, ", ".join(answer),
+             detail.get("elapsed_ms"), extra={"fields": fields})

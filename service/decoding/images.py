@@ -121,9 +121,10 @@ def _to_bgr(img: Image.Image, side: int) -> np.ndarray:
     size = _fitted(img.size, side)
     if size != img.size:
         img = img.resize(size, Image.Resampling.BOX)
+    if img.mode == "RGB":  # Pillow packs BGR itself: one pass, not a copy and a swap
+        bgr = np.frombuffer(img.tobytes("raw", "BGR"), np.uint8)
+        return bgr.reshape(img.height, img.width, 3)
     samples = np.asarray(img)
-    if img.mode == "RGB":
-        return cv2.cvtColor(samples, cv2.COLOR_RGB2BGR)
     if img.mode in _SIXTEEN_BIT:
         grey = (samples >> 8).astype(np.uint8)
     elif img.mode == "I":  # 32-bit integers: read as 16-bit samples, as PNG/TIFF carry them

@@ -16,7 +16,9 @@ and an environment without the SERVICE_* settings, which hold the API secrets.
 The job protocol, one job at a time, each message an 8-byte length and its payload:
   service -> worker: pickled (job function, params, memory limit), then the media bytes;
   worker -> service: per decoded image a JSON header {"kind": "part", "meta", "shape"}
-  and its raw BGR bytes (read straight into the array), then {"kind": "done"}; or
+  and its raw BGR bytes (read straight into the array), then {"kind": "done"}; a job
+  may also send plain bytes as one-dimensional parts (a parsed request body's fields,
+  service.api.body_parser), where the caller allows them (SandboxLimits.max_bytes); or
   {"kind": "error", "status", "message"} for bad input; or {"kind": "bug", "type"} when
   our own decoding code failed.
 The service never unpickles what a worker sends: the worker handles hostile bytes, so its
@@ -49,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import ApiError, BadMedia, TooLarge
+from service.errors import ApiError, BadMedia, MalformedField, TooLarge
 
 log = logging.getLogger("service.decoding")
 
@@ -65,7 +67,8 @@ DECODER_MODULES = ("service.decoding.images", "service.video.frames")
 _LENGTH = struct.Struct("!Q")
 _HEADER_MAX_BYTES = 64 * 1024
 # Statuses a worker may answer for bad input.
-_ERRORS: dict[str, type[ApiError]] = {cls.status: cls for cls in (BadMedia, TooLarge)}
+_ERRORS: dict[str, type[ApiError]] = {cls.status: cls
+                                      for cls in (BadMedia, TooLarge, MalformedField)}
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class SandboxLimits:
     memory_bytes: int
     # Longest side of any image the worker sends back: the service allocates no more.
     max_side: int
+    # Longest one-dimensional (plain bytes) part the worker may send back; 0: none.
+    max_bytes: int = 0
 
 
 class _WorkerLost(Exception):
@@ -119,7 +124,7 @@ class Decoder:
             self._restart("")
             raise
         if final["kind"] == "error":
-            raise _ERRORS[final["status"]](str(final.get("message", "")))
+            raise _error(final["status"], str(final.get("message", "")))
         if final["kind"] == "bug":
             raise RuntimeError(f"decoder job {job.__name__} raised {str(final.get('type'))[:60]}")
 
@@ -160,8 +165,10 @@ class Decoder:
 
     def _receive_pixels(self, header: dict[str, Any], limits: SandboxLimits) -> np.ndarray:
         shape = header.get("shape")
-        if not (isinstance(shape, list) and len(shape) == 3 and shape[2] == 3
-                and all(isinstance(n, int) and 0 < n <= limits.max_side for n in shape[:2])):
+        if not (isinstance(shape, list) and all(isinstance(n, int) for n in shape) and (
+                (len(shape) == 3 and shape[2] == 3 and all(0 < n <= limits.max_side
+                                                           for n in shape[:2]))
+                or (len(shape) == 1 and 0 <= shape[0] <= limits.max_bytes))):
             raise _WorkerLost("sent an image of an unexpected shape")
         image = np.empty(shape, np.uint8)
         if _receive_length(self._sock) != image.nbytes:
@@ -194,6 +201,15 @@ class Decoder:
         self._stop()
         if not self._closed:
             self._start()
+
+
+def _error(status: str, message: str) -> ApiError:
+    """The worker's refusal with its message as sent (a MalformedField's message already
+    names its field, so it is not built again from a field name)."""
+    cls = _ERRORS[status]
+    error = cls.__new__(cls)
+    ApiError.__init__(error, message)
+    return error
 
 
 def _death(process: subprocess.Popen[bytes], exc: Exception) -> str:

@@ -33,7 +33,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
+from service.liveness.percentile import percentile
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ class BlinkDetector:
         while self._history[0][0] < t - p.baseline_window_s:
             self._history.popleft()
         if len(self._history) >= p.min_baseline_samples:
-            values = np.fromiter((e for _, e in self._history), dtype=np.float64)
-            self._baseline = float(np.percentile(values, p.baseline_percentile))
+            self._baseline = percentile((e for _, e in self._history),
+                                        p.baseline_percentile)
         else:
             self._baseline = max(self._baseline, ear)
 

@@ -1,6 +1,7 @@
 """Measurements on one face's MediaPipe Face Mesh landmarks: eyes, mouth, box.
 
-Pure functions on a (478, 3) array in pixel coordinates (as FaceLandmarker returns):
+Pure functions on a (478, 3) array in pixel coordinates (as FaceLandmarker returns;
+the iris points, 468-477, are not read):
 the cue state machines consume these numbers, never raw landmarks, so the same series
 can be computed from an uploaded clip or a live stream. Index sets were checked on a
 ZJU webcam frame: upper and lower lid points of each pair share their x within a pixel,
@@ -71,7 +72,9 @@ def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Ordered by image position, not by name, so the result is the same for a mirrored
     frame: the aligner, the yaw and the planarity measures all want image order.
     """
-    a, b = lm[[33, 133], :2].mean(axis=0), lm[[362, 263], :2].mean(axis=0)
+    # the sum of two rows over 2, not a fancy-indexed mean: the same float32 values in
+    # a quarter of the time (this runs ~5 times per analysed frame)
+    a, b = (lm[33, :2] + lm[133, :2]) / 2, (lm[362, :2] + lm[263, :2]) / 2
     return (a, b) if a[0] <= b[0] else (b, a)
 
 

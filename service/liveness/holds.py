@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.liveness.geometry import eye_openness, mouth_aspect_ratio
+from service.liveness.percentile import percentile
 from service.liveness.turns import nose_yaw
 
 
@@ -115,7 +116,7 @@ class _Level:
     def value(self, min_samples: int) -> float | None:
         if len(self.samples) < min_samples:
             return None
-        return float(np.percentile([v for _, v in self.samples], self.percentile))
+        return percentile((v for _, v in self.samples), self.percentile)
 
     def clear(self) -> None:
         self.samples.clear()

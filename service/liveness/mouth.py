@@ -22,7 +22,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
+from service.liveness.percentile import percentile
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ class MouthDetector:
         self._history.append((t, mar))
         while self._history[0][0] < t - p.baseline_window_s:
             self._history.popleft()
-        values = np.fromiter((m for _, m in self._history), dtype=np.float64)
-        return float(np.percentile(values, p.baseline_percentile))
+        return percentile((m for _, m in self._history), p.baseline_percentile)
 
     def update(self, t: float, mar: float, frontal_ok: bool = True) -> MouthEvent | None:
         """One sample at media time `t`. `frontal_ok` False (head turned too far for the

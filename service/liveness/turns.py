@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.liveness.geometry import eye_centres
+from service.liveness.percentile import median
 
 
 def nose_yaw(landmarks: np.ndarray) -> float:
@@ -53,7 +54,7 @@ class TurnDetector:
         if len(self._rest) < self.params.baseline_frames:
             self._rest.append(yaw)
             return None
-        delta = yaw - float(np.median(self._rest))
+        delta = yaw - median(self._rest)
         direction = "turn_left" if delta > 0 else "turn_right"
         if abs(delta) < self.params.min_turn / 2:
             self._armed, self._run = True, 0  # back near rest: the next turn is new
