@@ -146,7 +146,14 @@ def judge(payload: dict, started: float | None, ended: float) -> Outcome:
         return Outcome(False, None, f"error {payload.get('messageString')}")
     items = {i["desc"]: i["content"] for i in payload["infoList"][0]["veritem"]}
     passed = items.get("Live or not") == "Living body"
-    reasons = ", ".join(payload.get("detail", {}).get("reasons", [])) or "-"
+    detail = payload.get("detail", {})
+    reasons = ", ".join(detail.get("reasons", [])) or "-"
+    failed = [c for c in detail.get("challenges", []) if c.get("failed")]
+    if failed:  # which challenge, why, and its times (session clock)
+        c = failed[0]
+        times = " ".join(f"{k}={c[k]}" for k in ("prompted_at", "onset_at", "release_at",
+                                                  "ended_at") if c.get(k) is not None)
+        reasons += f" [{c['action']} {c['failed']} {times}]"
     return Outcome(passed, None if started is None else ended - started, reasons)
 
 

@@ -9,16 +9,23 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from models.manifest import resolve_models
+from service.api.body_parser import add_body_parser
 from service.api.verify import verify
 from service.auth import Authenticator
 from service.config import Config
 from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
+from service.forwarded import forwarded_middleware
 from service.http_server import BodyTimeout, closing, error_response, http_error_response
+from service.logs import echo_request_id, request_id_middleware
+from service.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
+from service.openapi import add_openapi_route
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
+from service.shared_state import open_shared_state
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
 from service.web import add_web_routes
+from service.webhooks import WEBHOOKS, WebhookSender
 
 log = logging.getLogger("service")
 
@@ -67,6 +74,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    if request.app[MANAGER].replica.draining:  # SIGTERM: no new sessions (drain)
+        return web.json_response({"status": "draining"}, status=503)
     if state.ready:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "loading", "error": state.load_error}, status=503)
@@ -77,7 +86,7 @@ async def _load_models(app: web.Application) -> None:
     cfg = state.config
     try:
         paths = await asyncio.to_thread(resolve_models, cfg.model_dir, MODEL_NAMES)
-        runtime = ModelRuntime(paths, cfg.workers, cfg.admission)
+        runtime = ModelRuntime(paths, cfg.workers, cfg.admission, app[METRICS])
         await asyncio.to_thread(runtime.warm_up)
     except Exception as exc:
         state.load_error = str(exc)
@@ -95,6 +104,8 @@ async def _start(app: web.Application) -> None:
 async def _stop(app: web.Application) -> None:
     app[LOADER].cancel()
     await app[MANAGER].close()
+    await app[WEBHOOKS].close()
+    await app[MANAGER].shared.close()
     state = app[STATE]
     if state.ready:
         state.runtime.close()
@@ -102,20 +113,45 @@ async def _stop(app: web.Application) -> None:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[envelope_middleware],
+        middlewares=[forwarded_middleware(config.http.trusted_proxies),
+                     request_id_middleware, metrics_middleware, envelope_middleware],
         client_max_size=config.max_request_bytes,
     )
+    # replay cache, lockouts, quotas, session directory: in memory, or shared in Redis
+    shared = open_shared_state(config.redis_url, config.replicas)
     app[STATE] = ServiceState(
         config=config,
-        auth=Authenticator.from_settings(config.api_keys, config.auth),
+        auth=Authenticator.from_settings(config.api_keys, config.auth, shared),
     )
+    add_body_parser(app, config)  # large bodies parsed off the event loop
     app.router.add_post("/api/verify", verify)
     app.router.add_post("/", verify)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    add_session_routes(app, SessionManager(config))
+    add_openapi_route(app)
+    add_session_routes(app, SessionManager(config, shared))
     if config.web_dir.is_dir():
         add_web_routes(app, config.web_dir)
+    _add_operations(app, config)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app
+
+
+def _add_operations(app: web.Application, config: Config) -> None:
+    """Request ids, /metrics and webhooks (service/logs.py, metrics.py, webhooks.py)."""
+    metrics, manager, auth = Metrics(), app[MANAGER], app[STATE].auth
+    add_metrics_route(app, metrics, config.metrics, auth)
+    metrics.watch_sessions(active=manager.store.active_count,
+                           peers=lambda: len(manager.peers))
+    app[WEBHOOKS] = webhooks = WebhookSender(config.webhooks, auth.keys.get, metrics)
+    manager.on_final.append(lambda s: metrics.session_final(
+        s.state.value, s.result, (s.decided_at or s.created_at) - s.created_at))
+    manager.on_final.append(lambda s: webhooks.session_final(s.id, s.result))
+    app.on_response_prepare.append(echo_request_id)
+
+
+async def drain(app: web.Application) -> None:
+    """SIGTERM (python -m service): /readyz 503 and no new sessions; running sessions
+    finish (up to replicas.drain_grace_s) and their results are published."""
+    await app[MANAGER].drain()

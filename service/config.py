@@ -25,10 +25,13 @@ from service.compare import CompareParams
 from service.http_server import HttpSettings
 from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
+from service.metrics import MetricsSettings
 from service.rtc.session import SessionSettings
+from service.shared_state import ReplicaSettings
 from service.silent_liveness import SilentLivenessParams
 from service.vision.admission import AdmissionParams
 from service.vision.faces import FaceSearchParams
+from service.webhooks import WebhookSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +87,9 @@ class Config:
     # --- streaming sessions (spec section 2; service/rtc/session.py) ---
     sessions: SessionSettings = field(default_factory=SessionSettings)
     # STUN/TURN URLs given to clients and used by our peer connections. Empty: host
-    # candidates only (loopback, LAN, or a server with a public address).
+    # candidates only (loopback, LAN, or a server with a public address). TURN entries
+    # carry their credentials: turn:USER:PASSWORD@host:3478?transport=udp
+    # (service/rtc/peer.py parse_ice_server; README "Scaling out").
     ice_servers: tuple[str, ...] = ()
     # Browsers allowed to call the session API from another origin ("*" = any).
     cors_origin: str = "*"
@@ -94,8 +99,27 @@ class Config:
     # The browser onboarding page served at / (set to an empty path to serve none).
     web_dir: Path = REPO_ROOT / "web"
 
+    # --- several replicas (spec 2.1; service/shared_state, service/replica.py) ---
+    # Empty: one process keeps sessions, replay cache, lockouts and quotas in memory.
+    # redis://host:6379/0: N replicas share them in Redis and route sessions to their
+    # owner (README "Shared state (Redis)").
+    redis_url: str = ""
+    # This replica's externally reachable base URL (http://10.0.0.5:8080): the absolute
+    # whip_url, result_url and Location it hands out, and where other replicas forward
+    # sessions to. Empty: the request's own origin alone, http://host:port with Redis.
+    public_url: str = ""
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
+
     # --- HTTP connections: slow and greedy clients (service/http_server.py) ---
     http: HttpSettings = field(default_factory=HttpSettings)
+
+    # --- operations: logs, metrics, webhooks ---
+    # "text" (a terminal) or "json" (one JSON object per line, service/logs.py).
+    log_format: str = "text"
+    # GET /metrics, Prometheus format (service/metrics.py).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Session results POSTed to callback URLs on allowed hosts (service/webhooks.py).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
