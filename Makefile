@@ -26,8 +26,9 @@ models: install
 system-packages:
 	bash scripts/install-system-packages.sh
 
+# With SERVICE_REDIS_URL set, one replica per core on ports 8080, 8081, ... (service/launch.py).
 run: models
-	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service --host 127.0.0.1 --port 8080
+	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service.launch --host 127.0.0.1 --port 8080
 
 test: models system-packages
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q

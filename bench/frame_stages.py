@@ -12,8 +12,10 @@ clock. The first clip warms up and is not counted.
 Stages: decode (per analysed frame: 1.5 received frames at 15 -> 10 fps), convert
 (to BGR at the working size), landmarks (FaceMesh, colour conversion and the landmark
 copy included), face count (BlazeFace, once a second), identity (SFace samples at
-random intervals), best frame (face crop statistics and the keeper), cues (all the
-rest of `feed`: eye, mouth, yaw, holds, planarity, the identity track's checks, hints).
+random intervals; a stream embeds them as pool jobs of their own, beside the frames'
+analysis, so the table also gives the frame's own job without them), best frame (face
+crop statistics and the keeper), cues (all the rest of `feed`: eye, mouth, yaw, holds,
+planarity, the identity track's checks, hints).
 
     taskset -c 1 .venv/bin/python bench/frame_stages.py [--clips 9]
 """
@@ -139,6 +141,10 @@ def table(watch: Stopwatch, analysed: int, cfg: Config) -> None:
     total_wall = sum(r[2] for r in rows)
     print(f"| **total** | **{total_cpu * per:.2f}** | {total_wall * per:.2f} | "
           f"{analysed / total_cpu:.0f} analysed frames per CPU second |")
+    job_cpu = sum(r[1] for r in rows[1:-1])
+    job_wall = sum(r[2] for r in rows[1:-1])
+    print(f"| the frame's own job in the pool (convert to face count; no decode, no "
+          f"identity) | {job_cpu * per:.2f} | {job_wall * per:.2f} | |")
 
 
 def main() -> None:

@@ -24,10 +24,11 @@ watches each face for `--observation` seconds, then decides. Per N, in the same 
 
 `--replicas R` starts a redis-server and R service processes sharing it (Redis-backed
 session routing); the clients create sessions round-robin across them and CPU and RSS
-are summed. `--soak 300` then runs the largest N session after session for 300 s and
+are summed. `--launch` starts them the way `make run` does with Redis configured:
+`python -m service.launch`, one replica per core with its share of the worker threads. `--soak 300` then runs the largest N session after session for 300 s and
 samples the service's RSS every 10 s (memory must stay flat).
 
-    .venv/bin/python bench/stream_load.py [--n 4 8 12 16] [--codec H264] [--replicas 2]
+    .venv/bin/python bench/stream_load.py [--n 4 8 12 16] [--codec H264] [--replicas 2 | --launch]
 """
 
 from __future__ import annotations
@@ -159,7 +160,12 @@ def floor_receiver() -> Iterator[tuple[str, int]]:
 @contextlib.contextmanager
 def services(args: argparse.Namespace, env: dict[str, str]
              ) -> Iterator[tuple[list[str], list[int], tuple[str, str]]]:
-    """The service: one process, or `--replicas` processes on one redis-server."""
+    """The service: one process, `--replicas` processes on one redis-server, or those the
+    launcher starts (`--launch`)."""
+    if args.launch:
+        with launched(env) as started:
+            yield started
+        return
     if args.replicas <= 1:
         with service_process(env) as (url, proc):
             yield [url], [proc.pid], (KEY, SECRET)
@@ -170,6 +176,37 @@ def services(args: argparse.Namespace, env: dict[str, str]
             replicas.replica_set(redis.url, args.replicas, **settings) as group:
         yield ([r.url for r in group], [r.proc.pid for r in group if r.proc],
                (replicas.KEY, replicas.SECRET))
+
+
+@contextlib.contextmanager
+def launched(env: dict[str, str]) -> Iterator[tuple[list[str], list[int], tuple[str, str]]]:
+    """`python -m service.launch` with a redis-server: one replica per core."""
+    import replicas  # tests/replicas.py: redis-server, consecutive free ports
+
+    from service.launch import cores
+    n = cores()
+    with replicas.redis_server() as redis:
+        port = replicas.free_ports(n)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.launch", "--port", str(port)], cwd=ROOT,
+            env={**os.environ, **env, "SERVICE_REDIS_URL": redis.url,
+                 "SERVICE_API_KEYS": f"{KEY}:{SECRET}", "SERVICE_MODEL_DIR":
+                 os.environ.get("SERVICE_MODEL_DIR", str(ROOT / ".models"))},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        urls = [f"http://127.0.0.1:{port + i}" for i in range(n)]
+        try:
+            for url in urls:
+                replicas.Replica({}, int(url.rsplit(":", 1)[1]), proc).wait_ready()
+            time.sleep(2 * 2.0)  # two heartbeats: every replica knows the others
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            yield urls, [int(pid) for pid in children], (KEY, SECRET)
+        finally:
+            proc.terminate()  # forwarded: each replica drains and exits
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -231,8 +268,10 @@ async def main_async(args: argparse.Namespace) -> None:
                                              time.monotonic() + args.soak)
     finally:
         sampler.cancel()
+    procs = "one replica per core (service.launch)" if args.launch \
+        else f"{args.replicas} service process(es)"
     print(f"\n{args.codec} 640x480 at 15 fps per stream (the clip encoded once, relayed), "
-          f"{args.replicas} service process(es), analysis at the service's default rate, "
+          f"{procs}, analysis at the service's default rate, "
           f"no challenges, {args.observation:g} s observation; CPU as a fraction of one core\n")
     print("| streams | analysed fps per stream (min / median) | observation end -> result "
           "p50 / p95 | sessions decided (Living body) | service CPU per stream | floor per "
@@ -275,6 +314,8 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=1,
                         help="processes the load generator's peers are spread over")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--launch", action="store_true",
+                        help="the replicas python -m service.launch starts (Redis)")
     parser.add_argument("--soak", type=float, default=0.0)
     asyncio.run(main_async(parser.parse_args()))
 

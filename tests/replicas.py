@@ -35,6 +35,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(n: int) -> int:
+    """The first of `n` consecutive free loopback ports (service.launch's replicas)."""
+    for _ in range(50):
+        first = free_port()
+        socks: list[socket.socket] = []
+        try:
+            for port in range(first, first + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def _wait(check, what: str, timeout: float = 120.0, proc: subprocess.Popen | None = None
           ) -> None:
     deadline = time.monotonic() + timeout

@@ -48,6 +48,7 @@ class Log:
     """What the client was told, with the session time it was told."""
 
     events: list[tuple[float, Event]] = field(default_factory=list)
+    analysed: int = 0  # frames the script observed
 
     def add(self, t: float, events: list[Event]) -> None:
         self.events += [(t, e) for e in events]
@@ -72,13 +73,21 @@ Behaviour = Callable[[float, Log], tuple[ActionState, tuple[CueEvent, ...]]]
 
 
 def drive(actions: list[str], behaviour: Behaviour, seed: int = 1, until_s: float = 60.0,
-          params: ChallengeParams = PARAMS) -> tuple[ChallengeScript, Log]:
+          params: ChallengeParams = PARAMS, waiting_fps: float = FPS
+          ) -> tuple[ChallengeScript, Log]:
+    """The clock ticks at FPS; frames are observed at FPS, or at `waiting_fps` while
+    the script waits (`frame_due`, as the stream runner does)."""
     script = ChallengeScript(actions, params, random.Random(seed))
     log = Log()
     script.begin(0.0)
+    last: float | None = None
     for i in range(int(until_s * FPS)):
         t = i / FPS
         log.add(t, script.tick(t))
+        if not script.frame_due(t, last, FPS, waiting_fps):
+            continue
+        last = t
+        log.analysed += 1
         state, cues = behaviour(t, log)
         log.add(t, script.observe(state, cues))
         if script.finished:
@@ -581,3 +590,72 @@ def test_no_field_is_the_default_set():
 def test_unknown_action_in_a_script_is_refused():
     with pytest.raises(ValueError):
         ChallengeScript(["wink"], PARAMS, random.Random(0))
+
+
+# --- fewer frames while the script waits (SessionSettings.waiting_fps) ----------------
+
+WAITING_FPS = 5.0  # SessionSettings.waiting_fps
+
+
+def test_frames_are_analysed_at_the_lower_rate_only_in_pauses_and_holds():
+    long_pauses = replace(PARAMS, pause_min_s=1.8, pause_max_s=2.0)
+    script = ChallengeScript(["mouth_open", "turn_left", "eyes_closed"], long_pauses,
+                             random.Random(3))
+    assert script.frame_due(0.1, 0.0, FPS, WAITING_FPS)  # idle
+    script.begin(0.0)
+    phases, log, last = [], Log(), None
+    behaviour = person()
+    for i in range(int(30 * FPS)):
+        t = i / FPS
+        log.add(t, script.tick(t))
+        due = script.frame_due(t, last, FPS, WAITING_FPS)
+        prompts = log.of(Prompt)
+        phases.append((script._phase, len(prompts), due,
+                       script._prompt_due - t if script._phase == "pause" else None))
+        if due:
+            last = t
+            log.add(t, script.observe(*behaviour(t, log)))
+        if script.finished:
+            break
+    assert script.passed
+
+    def dues(phase: str, prompted: set[int] | None = None) -> list[bool]:
+        return [due for p, n, due, _ in phases
+                if p == phase and (prompted is None or n in prompted)]
+    # every frame in the first pause, the reaction and the release windows
+    assert all(dues("pause", {0})) and all(dues("onset")) and all(dues("release"))
+    # every other one in holds, and in later pauses but their last 1.1 s
+    held = dues("hold")
+    assert 0.4 <= sum(held) / len(held) <= 0.6
+    late = [due for p, n, due, left in phases if p == "pause" and n and left <= 1.1]
+    early = [due for p, n, due, left in phases if p == "pause" and n and left > 1.1]
+    assert all(late) and early and not all(early)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_people_pass_and_their_times_are_the_same_at_the_lower_waiting_rate(seed):
+    rng = random.Random(seed)
+    actions = pick_challenges(3, rng)
+    react, release = rng.uniform(0.3, 2.2), rng.uniform(0.3, 1.6)
+    full, full_log = drive(actions, person(react, release), seed)
+    slow, slow_log = drive(actions, person(react, release), seed, waiting_fps=WAITING_FPS)
+    assert full.passed and slow.passed
+    assert slow.to_json() == full.to_json()  # prompts, onsets, releases, ends: same times
+    assert slow_log.analysed < full_log.analysed  # ~10% fewer: bench/analysis_rate.py
+
+
+def test_an_action_in_the_pause_is_still_too_early_at_the_lower_rate():
+    for action in HOLD_ACTIONS:
+        script, _ = drive(["mouth_open", "turn_left"],
+                          person(also=after_first_met(0.3, 1.0, action)),
+                          waiting_fps=WAITING_FPS)
+        assert reason(script) == "too_early", action
+
+
+@pytest.mark.parametrize("on_s,gap_s", [(2.0, 0.0), (2.0, 0.5), (2.75, 0.5)])
+def test_reels_still_fail_at_the_lower_rate(on_s, gap_s):
+    rng = random.Random(11)
+    for seed in range(40):
+        script, _ = drive(pick_challenges(3, rng), reel(on_s, gap_s, rng.uniform(0, 20)),
+                          seed=seed, waiting_fps=WAITING_FPS)
+        assert script.finished and not script.passed

@@ -343,6 +343,35 @@ class ChallengeScript:
     def to_json(self) -> list[dict[str, object]]:
         return [c.to_json() for c in self._challenges]
 
+    def frame_due(self, t: float, last_t: float | None, fps: float,
+                  waiting_fps: float) -> bool:
+        """Is the frame at `t` to be analysed, the last one having been at `last_t`, on
+        a stream analysed at `fps`? Always, but while the script only waits (then at
+        `waiting_fps`, with half a full-rate period of slack for the caller's jitter):
+        in a hold while the action reads on (the release comes by the clock) and in a
+        pause after a met challenge but its end. Never in the reaction and release
+        windows, whose onset and end times are judged, nor in the first pause, where
+        the action levels are still being learnt."""
+        if last_t is None or not self._waiting(t, waiting_fps):
+            return True
+        return t - last_t >= 1.0 / waiting_fps - 0.5 / fps
+
+    def _waiting(self, t: float, waiting_fps: float) -> bool:
+        if self._phase == "hold":
+            # until a frame reads the held action off: a break is then timed at the
+            # full rate (only its start may be seen up to one slow frame late)
+            c = self._current
+            return c is not None and self._runs[c.action].gap_start is None
+        if self._phase != "pause" or self._still_since is None:
+            return False
+        # An action begun in the pause fails the challenge only if it is confirmed
+        # before the prompt; one starting in the pause's last (longest confirmation +
+        # two slow frames) is seen at the full rate, so it is judged exactly as at the
+        # full rate (a later start time there let a reel through in simulation).
+        lead = max(self.params.natural_blink_max_s, self.params.onset_min_s) \
+            + 2.0 / waiting_fps
+        return t < self._prompt_due - lead
+
     # --- inputs ---
 
     def begin(self, now: float) -> None:

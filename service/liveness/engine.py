@@ -11,6 +11,12 @@ the face shape feeds the planarity detector, an embedding at random times (and a
 on a break in the face track; near-frontal frames only) feeds the identity track, and
 the frame is offered to the best-frame keeper. Every analysed frame also gets an
 ActionState (holds.py: eyes closed, mouth wide open, head turned) for the challenge script.
+
+The embedding (~25 ms, some 40x a frame's cues) runs inside `feed` for an uploaded clip;
+a stream's engine is built with `defer_identity` and hands the sample out in its
+FrameReport instead, for the runner to embed as a pool job of its own (`identified`
+takes the result), so a frame's analysis never waits for it and the next frames are
+analysed beside it, on the other core.
 """
 
 from __future__ import annotations
@@ -84,12 +90,24 @@ class CueEvent:
 
 
 @dataclass(frozen=True)
+class IdentitySample:
+    """A frame's face to embed for the identity track (deferred engines only)."""
+
+    t: float
+    image: np.ndarray
+    face: Detection
+
+
+@dataclass(frozen=True)
 class FrameReport:
     t: float
     faces: int
     hints: tuple[str, ...]
     events: tuple[CueEvent, ...]
     state: ActionState  # what the challenge script reads (face=False without a face)
+    # a deferred engine's identity sample taken from this frame: embed it, then
+    # `LivenessEngine.identified` (or `sample_lost`)
+    sample: IdentitySample | None = None
 
 
 @dataclass
@@ -129,10 +147,14 @@ def as_detection(landmarks: np.ndarray) -> Detection:
 class LivenessEngine:
     def __init__(self, landmarker: Landmarker, embed: Embed,
                  params: EngineParams = EngineParams(),
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, defer_identity: bool = False) -> None:
         """`rng` draws the identity sampling times (seeded in tests; by default from
-        the OS, so a recording cannot know when the identity will be checked)."""
+        the OS, so a recording cannot know when the identity will be checked).
+        `defer_identity`: identity samples are handed out in the FrameReport, not
+        embedded inside `feed` (one at a time: none is taken while one is out)."""
         self.params = params
+        self._defer_identity = defer_identity
+        self._sample_out: IdentitySample | None = None
         self._landmarker = landmarker
         self._embed = embed
         self.blink = BlinkDetector(params.blink)
@@ -213,11 +235,16 @@ class LivenessEngine:
         baseline = self.blink.baseline
         eyes_open = (ear_l + ear_r) / 2 / baseline if baseline else 0.5
         self.planarity.update(t, lm, eyes_open >= 0.85)
-        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box)):
-            replaced = self.identity.add(t, self._embed(frame.image, detection))
-            if replaced is not None:
-                events.append(CueEvent("replacement", replaced.t, {"cosine": replaced.cosine}))
-                self.planarity.reset()
+        sample = None
+        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box)) \
+                and self._sample_out is None:
+            self.identity.taken(t)
+            sample = IdentitySample(t, frame.image, detection)
+            if self._defer_identity:
+                self._sample_out = sample
+            else:
+                events += self._compared(sample, self._embed(frame.image, detection))
+                sample = None
 
         sharpness, brightness = face_crop_stats(frame.image, box)
         quality = FrameQuality(sharpness, brightness, yaw, eyes_open, min(box[2], box[3]))
@@ -238,7 +265,27 @@ class LivenessEngine:
                 hints.append("hold still")
         self._last = (t, box)
         self.events.extend(events)
-        return FrameReport(t, len(faces), tuple(hints), tuple(events), state)
+        return FrameReport(t, len(faces), tuple(hints), tuple(events), state, sample)
+
+    def _compared(self, sample: IdentitySample, embedding: np.ndarray) -> list[CueEvent]:
+        replaced = self.identity.result(sample.t, embedding)
+        if replaced is None:
+            return []
+        self.planarity.reset()  # the shape seen so far was someone else's
+        return [CueEvent("replacement", replaced.t, {"cosine": replaced.cosine})]
+
+    def identified(self, sample: IdentitySample, embedding: np.ndarray) -> tuple[CueEvent, ...]:
+        """The embedding of a sample handed out by `feed` (call it between two feeds,
+        never beside one): compared now; a replacement event it confirms."""
+        self._sample_out = None
+        events = self._compared(sample, embedding)
+        self.events.extend(events)
+        return tuple(events)
+
+    def sample_lost(self) -> None:
+        """The sample handed out could not be embedded: another is taken at once."""
+        self._sample_out = None
+        self.identity.retry()
 
     def evidence(self) -> ClipEvidence:
         return ClipEvidence(
@@ -258,3 +305,4 @@ class LivenessEngine:
         """Drop everything biometric (best frame, identity anchor) once decided."""
         self.best.clear()
         self.identity.forget()
+        self._sample_out = None

@@ -165,10 +165,28 @@ class IdentityTrack:
         self._urgent = True
 
     def add(self, t: float, embedding: np.ndarray) -> ReplacementEvent | None:
-        self.samples += 1
+        """The embedding of the frame at `t`, taken as soon as `wants_sample` said so."""
+        self.taken(t)
+        return self.result(t, embedding)
+
+    def taken(self, t: float) -> None:
+        """The frame at `t` is being embedded: the next sample is due a random interval
+        after it, and whatever made this one urgent is answered by it."""
         self._next_t = t + self.rng.uniform(self.params.interval_min_s,
                                             self.params.interval_max_s)
         self._urgent = False
+
+    def retry(self) -> None:
+        """The sample taken could not be embedded (the model pool refused it): take
+        another on the next frame that allows one."""
+        self._urgent = True
+
+    def result(self, t: float, embedding: np.ndarray) -> ReplacementEvent | None:
+        """Compare the embedding of the frame at `t` (already `taken`) with the anchor,
+        or let it join the anchor. It may come a few frames after `taken` (the
+        streaming engine embeds outside the frame's analysis); a break of the track
+        seen in between still asks for another sample."""
+        self.samples += 1
         if self.anchor is not None:
             cos = float(np.dot(self.anchor, embedding))
             self.cosines.append((t, cos))

@@ -108,7 +108,7 @@ class Outbox:
 
     def attach_channel(self, channel: DataChannel) -> None:
         """The client's `liveness` data channel (the first one it opened)."""
-        if self.channel is None:
+        if self.channel is None and not self.closed:
             self.channel = channel
 
     def send(self, message: Message) -> Delivery:
@@ -148,8 +148,11 @@ class Outbox:
             self.subscribers.remove(subscriber)
 
     def close(self) -> None:
-        """No more messages: every stream ends after what it has queued."""
+        """No more messages: every stream ends after what it has queued, and the data
+        channel is let go (a decided session is kept for its result for minutes; its
+        channel would keep the whole peer connection alive with it)."""
         self.closed = True
+        self.channel = None
         for subscriber in self.subscribers:
             subscriber.end()
         self.subscribers.clear()

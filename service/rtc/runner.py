@@ -1,8 +1,11 @@
 """One streaming session's analysis: newest frame -> engine -> challenge script -> decision.
 
 The loop samples the newest received frame at the stream analysis rate (latest-frame
-wins, see intake.py), runs frame conversion and the liveness engine in the model pool
-(never on the event loop), and drives the challenge script
+wins, see intake.py; at the lower `waiting_fps` while the challenge script only waits
+for its clock, ChallengeScript.frame_due), runs frame conversion and the liveness engine
+in the model pool (never on the event loop), embeds the identity samples the engine
+hands out as separate pool jobs (a frame's analysis never waits for one; their results
+are given back to the engine between two frames), and drives the challenge script
 (service.liveness.challenges) two ways: by the clock (`tick`, every pass of the loop,
 also while no frame comes, so a prompt or a release goes out on time) and by each
 analysed frame's action state and cue events (`observe`). Every script event becomes a
@@ -38,7 +41,7 @@ from service.config import Config
 from service.errors import ApiError, InternalError, RateLimited
 from service.liveness.challenges import ChallengeScript, Event, Prompt
 from service.liveness.decision import VideoDecision, decide
-from service.liveness.engine import ClipEvidence, FrameReport, LivenessEngine
+from service.liveness.engine import ClipEvidence, FrameReport, IdentitySample, LivenessEngine
 from service.logs import start_task_context
 from service.payload import Payload, face_comparison_items, failure, success
 from service.rtc import messages as msg
@@ -77,6 +80,9 @@ class StreamRun:
         self.t0 = time.monotonic()
         self.last_hints: tuple[str, ...] | None = None  # None: nothing sent yet
         self.first_face_t: float | None = None
+        self.analysed_t: float | None = None  # the last frame given to the engine
+        # the identity sample being embedded (at most one) and its job
+        self.identifying: tuple[IdentitySample, asyncio.Task[np.ndarray]] | None = None
         self.ended_by = ""
 
     def now(self) -> float:
@@ -95,6 +101,9 @@ class StreamRun:
             raise
         finally:
             await intake.close()
+            if self.ended_by == "cancelled" and self.identifying is not None:
+                self.identifying[1].cancel()
+            await self._identity_settled(wait=self.ended_by != "cancelled")
             self.runtime.metrics.stream_ended(
                 intake.received, self.engine.analysed if self.engine is not None else 0,
                 intake.dropped, self.now())
@@ -128,18 +137,58 @@ class StreamRun:
                     return "no video received"
                 continue
             t = self.now()
+            if not self._due(t):
+                continue  # the script only waits: a lower rate is enough now
             if self.engine is None:
                 # built at the first frame: a peer that never sends video (an abandoned
                 # or hostile offer) holds no FaceMesh graph while it times out
                 self.landmarker = await asyncio.to_thread(self.runtime.landmarkers.acquire)
                 self.engine = LivenessEngine(self.landmarker, self.runtime.embed,
-                                             self.cfg.engine)
+                                             self.cfg.engine, defer_identity=True)
+            await self._identity_settled(wait=False)
             try:
                 report = await self.runtime.run(self._analyse, frame, t)
             except RateLimited:
                 continue  # the pool is saturated: skip this frame, keep the newest next
+            self.analysed_t = t
+            if report.sample is not None:
+                self._identify(report.sample)
             if (ended := self._react(report)):
                 return ended
+
+    def _due(self, t: float) -> bool:
+        """Is the frame at `t` to be analysed? (fewer while the script waits)"""
+        s = self.cfg.sessions
+        return self.script.frame_due(t, self.analysed_t, s.analysis_fps, s.waiting_fps)
+
+    def _identify(self, sample: IdentitySample) -> None:
+        """Embed the engine's identity sample as a pool job of its own (admitted even
+        when the pool is busy: a decision needs its identity samples)."""
+        job = asyncio.create_task(self.runtime.run(self.runtime.embed, sample.image,
+                                                   sample.face, required=True),
+                                  name="identity")
+        self.identifying = (sample, job)
+
+    async def _identity_settled(self, wait: bool) -> None:
+        """Give a finished identity job's embedding back to the engine (here, between
+        two frames: the engine is never used from two threads at once); with `wait`,
+        after waiting for the one still running (before the decision)."""
+        if self.identifying is None:
+            return
+        sample, job = self.identifying
+        if not job.done():
+            if not wait:
+                return
+            await asyncio.wait([job])
+        self.identifying = None
+        if self.engine is None:
+            return
+        if job.cancelled() or job.exception() is not None:
+            if not job.cancelled():
+                log.warning("identity sample not embedded: %r", job.exception())
+            self.engine.sample_lost()
+        else:
+            self.engine.identified(sample, job.result())
 
     def _done(self) -> str:
         """Why the stream ends now ("" while it goes on)."""

@@ -46,6 +46,15 @@ class SessionSettings:
     # Frames analysed per second in a stream: 10 sees every blink (>= 100 ms) at least
     # once and leaves CPU for many streams per core.
     analysis_fps: float = 10.0
+    # ... and this many while the challenge script only waits (ChallengeScript.frame_due:
+    # a hold while the action reads on, a later pause but its last 1.1 s). Simulated
+    # (bench/analysis_rate.py, 1000 honest 3-challenge sessions): 8% fewer frames, every
+    # verdict and recorded time the same as at 10 fps; reels pass no more often (1 of
+    # 4800 either way); a break inside a hold is timed from its first frame seen off,
+    # up to one slow frame late, so a 0.4 s break passed 143/200 instead of 108/200
+    # (0.3 s is tolerated by rule). Sessions without challenges, the reaction and
+    # release windows and the first pause stay at analysis_fps: blinks need it.
+    waiting_fps: float = 5.0
     # A session is decided no sooner than this after the face was first seen, even when
     # its prompts were met at once: the best-frame choice (and so silent liveness)
     # needs a few seconds of video to be stable (one blink met in 0.5 s gave live
