@@ -142,11 +142,16 @@ def main() -> None:
           f"{time.perf_counter() - t0:.2f} ms")
 
     blind = {"scale_ratio": 1e9, "look_distance": 1e9}
+    fast = {"steady_interval_min_s": params.interval_min_s,
+            "steady_interval_max_s": params.interval_max_s}
     variants = {
         "old: every 2 s, box jump only": replace(params, interval_min_s=2.0,
-                                                 interval_max_s=2.0, **blind),
-        "random 0.5-2.5 s only": replace(params, **blind),
-        "random + jump/size/look (default)": params,
+                                                 interval_max_s=2.0, steady_interval_min_s=2.0,
+                                                 steady_interval_max_s=2.0, **blind),
+        "random 0.5-2.5 s only": replace(params, **blind, **fast),
+        "random, 1.5-4.0 s after the anchor, only": replace(params, **blind),
+        "random 0.5-2.5 s + jump/size/look (before issue 13)": replace(params, **fast),
+        "random, 1.5-4.0 s after the anchor, + jump/size/look (default)": params,
     }
     pairs = list(itertools.permutations(subjects, 2))
     random.Random(3).shuffle(pairs)
@@ -169,13 +174,14 @@ def main() -> None:
                 for period in (1.0, 2.0) for seed in range(10)]
         cells.append(f"{sum(hits)}/{len(hits)}")
         samples = seconds = 0.0
-        for rows in feats.values():
-            track = session(rows, rows, 1e9, p, 0, seconds=len(rows) / FPS)
-            samples, seconds = samples + track.samples, seconds + len(rows) / FPS
+        for rows in feats.values():  # each clip played back and forth for 12 s
+            for seed in range(5):
+                samples, seconds = samples + session(rows, rows, 1e9, p, seed).samples, \
+                    seconds + 12.0
         rates.append(f"{samples / seconds:.2f}")
     print("| same person, two conditions alternated every 1 or 2 s (false) | "
           + " | ".join(cells) + " |")
-    print("| identity samples per second, one-person clips | " + " | ".join(rates) + " |")
+    print("| identity samples per second, 12 s one-person sessions | " + " | ".join(rates) + " |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
 from service.silent_liveness import LivenessJudgement, judge_face
 from service.vision.detection import Detection
-from service.vision.faces import find_faces
+from service.vision.faces import refine
 from service.vision.runtime import ModelRuntime
 
 
@@ -33,33 +33,46 @@ def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
 def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detection:
     """A kept frame's face as the image detector sees it (YuNet box and landmarks: what
     the PAD models were calibrated with and what the embedder aligns by); the
-    landmark-derived face if YuNet misses it. Looked up once per frame."""
+    landmark-derived face if YuNet misses it. Looked up once per frame.
+
+    YuNet looks only in a crop around the tracked face (faces.refine): the frame is
+    already known to show that one face (best frames are kept only while no other face
+    competes), so a search of the whole frame and its confirmation would find the same
+    face at three times the cost, and the decision of a stream waits for this."""
     if frame.face is None:
+        landmark_face = as_detection(frame.landmarks)
         with runtime.metrics.timed("detection"):
-            search = find_faces(runtime.detector(), runtime.presence(), frame.image,
-                                cfg.faces)
-        frame.face = search.faces[0] if search.faces else as_detection(frame.landmarks)
+            refined = refine(runtime.detector(), frame.image, landmark_face, cfg.faces)
+        frame.face = refined[0] if refined is not None else landmark_face
     return frame.face
 
 
-def best_frame_face(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config) -> Detection:
-    assert evidence.best is not None
-    return frame_face(runtime, evidence.best, cfg)
+def judge_frame(runtime: ModelRuntime, frame: BestFrame, cfg: Config
+                ) -> tuple[LivenessJudgement | None, str]:
+    """Silent liveness on one kept frame, made once and kept on the frame: (the
+    judgement, "") or (None, why it cannot be judged: a quality gate)."""
+    if frame.judged is None:
+        try:
+            frame.judged = (judge_face(runtime, frame.image,
+                                       frame_face(runtime, frame, cfg), 1, cfg), "")
+        except ApiError as exc:  # quality gates: "cannot tell", which is not "live"
+            frame.judged = (None, exc.value)
+    return frame.judged
 
 
 def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
                      ) -> tuple[LivenessJudgement | None, str]:
     """Silent liveness on the best frames: the judgement with the median live
     probability among the kept frames that pass the quality gates; (None, reason) when
-    none does."""
+    none does. Frames judged ahead (a stream's) are not judged again."""
     judged: list[LivenessJudgement] = []
     problem = ""
     for frame in evidence.candidates or ([evidence.best] if evidence.best else []):
-        try:
-            judged.append(judge_face(runtime, frame.image, frame_face(runtime, frame, cfg),
-                                     1, cfg))
-        except ApiError as exc:  # quality gates: "cannot tell", which is not "live"
-            problem = problem or exc.value
+        judgement, why = judge_frame(runtime, frame, cfg)
+        if judgement is not None:
+            judged.append(judgement)
+        else:
+            problem = problem or why
     if not judged:
         return None, problem
     judged.sort(key=lambda j: j.live_probability)

@@ -3,6 +3,7 @@ the decision policy on synthetic evidence."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -48,7 +49,9 @@ def test_identity_track_reports_another_person_after_two_samples():
     rng = np.random.default_rng(1)
     person_a = unit(rng.normal(size=128))
     person_b = unit(rng.normal(size=128))
-    track = IdentityTrack(ReplacementParams(interval_min_s=0.3, interval_max_s=0.7),
+    track = IdentityTrack(ReplacementParams(interval_min_s=0.3, interval_max_s=0.7,
+                                            steady_interval_min_s=0.3,
+                                            steady_interval_max_s=0.7),
                           random.Random(1))
     box = (100.0, 100.0, 120.0, 150.0)
     events = []
@@ -61,6 +64,30 @@ def test_identity_track_reports_another_person_after_two_samples():
             if event is not None:
                 events.append(event.t)
     assert len(events) == 1 and 2.0 <= events[0] <= 3.0
+
+
+def test_identity_is_sampled_faster_until_the_anchor_is_complete():
+    # the anchor's 3 samples come 0.5-2.5 s apart, then 1.5-4.0 s while the track is
+    # continuous; a break of the track still asks for a sample on the next frame
+    rng = np.random.default_rng(3)
+    person = unit(rng.normal(size=128))
+    track = IdentityTrack(rng=random.Random(3))
+    box = (100.0, 100.0, 120.0, 150.0)
+    taken = []
+    for i in range(600):
+        t = i / 10
+        jumped = (300.0, 100.0, 120.0, 150.0) if i == 400 else box
+        if track.wants_sample(t, jumped, 0.0, None):
+            taken.append(t)
+            track.add(t, unit(person + rng.normal(scale=0.03, size=128)))
+    gaps = [b - a for a, b in itertools.pairwise(taken)]
+    # (the gaps ending at the jump's sample, or after it, are not drawn intervals)
+    anchor_gaps = gaps[:2]
+    steady_gaps = [g for end, g in zip(taken[3:], gaps[2:]) if end < 39.95]
+    assert all(0.5 <= g <= 2.6 for g in anchor_gaps)
+    assert len(steady_gaps) >= 8 and all(1.5 <= g <= 4.1 for g in steady_gaps)
+    assert max(steady_gaps) > 2.6  # the wider range is really used
+    assert 40.0 in taken  # the jump at frame 400 was sampled at once
 
 
 def test_same_person_with_noise_is_never_a_replacement():
@@ -208,3 +235,19 @@ def test_veritems_have_the_vendor_order_and_strings():
         ("Decision value", "87.6"), ("Live or not", "Living body"),
         ("Whether there is a replacement", "no"), ("Whether there is blinking", "yes"),
         ("Whether there is a mouth", "no")]
+
+
+def test_a_best_frame_of_someone_else_is_a_replacement_at_the_decision():
+    # the face compared with the ID portrait must be the person the samples followed
+    rng = np.random.default_rng(4)
+    person_a, person_b = unit(rng.normal(size=128)), unit(rng.normal(size=128))
+    for best, replaced in ((person_a, False), (person_b, True)):
+        track = IdentityTrack(rng=random.Random(4))
+        for i in range(100):
+            t = i / 10
+            if track.wants_sample(t, (0.0, 0.0, 100.0, 100.0), 0.0, None):
+                track.add(t, unit(person_a + rng.normal(scale=0.03, size=128)))
+        assert track.event is None
+        event = track.best_frame(5.0, unit(best + rng.normal(scale=0.03, size=128)))
+        assert (event is not None) == replaced == (track.event is not None)
+        assert (track.best_frame_cosine < 0.5) == replaced

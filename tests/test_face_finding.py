@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, MODEL_DIR
-from service.vision.detection import FaceDetector, iou, tile_origins
-from service.vision.faces import FaceSearchParams, find_faces
+
+from service.vision.detection import Detection, FaceDetector, iou, tile_origins
+from service.vision.faces import FaceSearchParams, find_faces, refine
 from service.vision.presence import FacePresence
 
 
@@ -95,3 +95,20 @@ def test_a_small_face_on_a_tile_border_is_found_once(search):
     assert len(result.faces) == 1
     x, y, w, h = result.faces[0].box
     assert x0 <= x + w / 2 <= x0 + small.shape[1] and y0 <= y + h / 2 <= y0 + small.shape[0]
+
+
+def test_a_face_located_by_landmarks_gets_the_detectors_box_from_a_crop(search):
+    """A stream's best frame: the face refined in a crop around a rough box (here the
+    detector's own box shifted and grown by 10%) is the face the whole-frame search
+    confirms, within a few pixels; a box where no face is gives None."""
+    img = read("spoof/live_frames/000001M.jpg")
+    full = search(img).faces[0]
+    x, y, w, h = full.box
+    rough = Detection((x + 0.05 * w, y - 0.05 * h, 1.1 * w, 1.1 * h), full.landmarks, 1.0)
+    detector = FaceDetector(MODEL_DIR / "face_detection_yunet_2023mar_int8bq.onnx")
+    refined = refine(detector, img, rough, FaceSearchParams())
+    assert refined is not None
+    assert iou(refined[0].box, full.box) > 0.85
+    assert np.abs(refined[0].landmarks - full.landmarks).max() < 0.05 * w
+    nowhere = Detection((5.0, 5.0, 30.0, 30.0), full.landmarks, 1.0)
+    assert refine(detector, img, nowhere, FaceSearchParams()) is None

@@ -120,6 +120,8 @@ async def test_blinking_person_passes_a_legacy_blink_challenge(http, url, codec)
     challenge = next(m for m in client.messages if m["type"] == "challenge")
     assert challenge["action"] == "blink" and challenge["window_ms"] > 0
     assert "deadline_ms" not in challenge and "release" not in kinds
+    # kept best frames were judged while the person acted, not all after the end
+    assert payload["detail"]["best_frames_judged_ahead"] >= 1
     # the stored result is the one sent on the data channel
     status, stored = await client.poll_result()
     assert status == 200 and stored["infoList"] == payload["infoList"]
@@ -199,6 +201,9 @@ async def test_portrait_comparison_against_the_best_frame(http, url, portrait, s
     assert items[5] == f"Decision result:{'yes' if same else 'no'}"
     assert items[6].startswith("Decision value:")
     assert "similarity" in payload["detail"]["face_comparison"]
+    # the face compared is the one the session followed (whoever the portrait shows)
+    identity = payload["detail"]["identity"]
+    assert identity["best_frame_cosine"] >= 0.5 and not identity["replaced"]
 
 
 async def test_unknown_session_and_bad_token_are_refused(http, url):

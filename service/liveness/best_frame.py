@@ -8,6 +8,7 @@ Scored as frames arrive, so only one frame is ever held in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,6 +63,11 @@ class BestFrame:
     # the image detector's face in this frame, once looked up (service.video_liveness):
     # silent liveness and face comparison both need it, the search runs once
     face: Detection | None = None
+    # its silent-liveness judgement, once made (service.video_liveness.judge_frame):
+    # (LivenessJudgement or None, why not). A stream judges a kept frame ahead of the
+    # decision once it has stayed among the best for a while, so the decision that
+    # follows the last challenge has little left to do.
+    judged: tuple[Any, str] | None = None
 
 
 class BestFrameKeeper:
@@ -95,6 +101,16 @@ class BestFrameKeeper:
         kept = [f for f in self.frames if f not in near] + [frame]
         self.frames = sorted(kept, key=lambda f: -f.score)[: self.keep]
         return True
+
+    def settled_unjudged(self, now: float, settle_s: float) -> BestFrame | None:
+        """A kept frame not yet judged that has stayed among the best for `settle_s`
+        (a frame joins the keeper at its own time `t`, so that is `now - t`): worth
+        judging ahead of the decision. Frames that just came in are left alone; about
+        two in three are pushed out again within a second (blink clips of shared/data)."""
+        for frame in self.frames:
+            if frame.judged is None and now - frame.t >= settle_s:
+                return frame
+        return None
 
     def clear(self) -> None:
         self.frames = []

@@ -282,6 +282,18 @@ class LivenessEngine:
         self.events.extend(events)
         return tuple(events)
 
+    def best_frame_identity(self, embedding: np.ndarray) -> None:
+        """At the decision, the embedding of the best frame's face (a stream with an ID
+        portrait embeds it for the comparison anyway): a best frame that is not the
+        tracked person is a replacement, whether or not a sample fell on it."""
+        best = self.best.best
+        if best is None:
+            return
+        replaced = self.identity.best_frame(best.t, embedding)
+        if replaced is not None:
+            self.events.append(CueEvent("replacement", replaced.t,
+                                        {"cosine": replaced.cosine, "best_frame": True}))
+
     def sample_lost(self) -> None:
         """The sample handed out could not be embedded: another is taken at once."""
         self._sample_out = None
@@ -296,7 +308,9 @@ class LivenessEngine:
                       "samples": self.identity.samples,
                       "deferred_while_turned": self.identity.deferred,
                       "min_cosine": None if self.identity.min_cosine is None
-                      else round(self.identity.min_cosine, 3)},
+                      else round(self.identity.min_cosine, 3),
+                      "best_frame_cosine": None if self.identity.best_frame_cosine is None
+                      else round(self.identity.best_frame_cosine, 3)},
             duration_s=(self._last_t - (self._first_t or 0.0)),
             mouth_moved=self.mouth.moved,
         )

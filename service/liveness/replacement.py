@@ -42,6 +42,16 @@ class ReplacementParams:
     # The upper end keeps at least 2 samples in a 3 s clip (the GRID clips).
     interval_min_s: float = 0.5
     interval_max_s: float = 2.5
+    # ... and once the anchor is complete, while no sample is in doubt: 1.5-4.0 s (mean
+    # 2.75 s). Every break of the track still asks for a sample at once (the cuts of
+    # bench/identity_sampling.py are caught as before), so the random samples are only
+    # the net under a change no discontinuity shows; there, the wider spread still
+    # leaves no period a cut could hide in (same bench). An embedding is ~2 ms of every
+    # analysed frame's cost at the faster rate (bench/frame_stages.py): this halves it
+    # after the first few seconds (issue 13). In a stream with an ID portrait the best
+    # frame is also compared with the anchor at the decision (`best_frame_cosine`).
+    steady_interval_min_s: float = 1.5
+    steady_interval_max_s: float = 4.0
     # samples forming the anchor identity
     anchor_samples: int = 3
     # cosine to the anchor below which a sample looks like another person. Measured by
@@ -124,9 +134,11 @@ class IdentityTrack:
     _last: tuple[Box, np.ndarray | None] | None = None
     _others: int = 0
     _urgent: bool = False
+    _taken: int = 0  # samples handed out for embedding (their results may come later)
     samples: int = 0
     deferred: int = 0  # frames where a sample was due but the head was turned
     cosines: list[tuple[float, float]] = field(default_factory=list)  # (t, cosine)
+    best_frame_cosine: float | None = None
     event: ReplacementEvent | None = None
 
     def discontinuous(self, box: Box, look: np.ndarray | None) -> bool:
@@ -172,8 +184,12 @@ class IdentityTrack:
     def taken(self, t: float) -> None:
         """The frame at `t` is being embedded: the next sample is due a random interval
         after it, and whatever made this one urgent is answered by it."""
-        self._next_t = t + self.rng.uniform(self.params.interval_min_s,
-                                            self.params.interval_max_s)
+        p = self.params
+        self._taken += 1
+        steady = self._taken >= p.anchor_samples and not self._others
+        low, high = ((p.steady_interval_min_s, p.steady_interval_max_s) if steady
+                     else (p.interval_min_s, p.interval_max_s))
+        self._next_t = t + self.rng.uniform(low, high)
         self._urgent = False
 
     def retry(self) -> None:
@@ -202,6 +218,20 @@ class IdentityTrack:
             self._anchor_parts.append(embedding)
             mean = np.median(np.stack(self._anchor_parts), axis=0)
             self.anchor = mean / max(float(np.linalg.norm(mean)), 1e-9)
+        return None
+
+    def best_frame(self, t: float, embedding: np.ndarray) -> ReplacementEvent | None:
+        """The embedding of the best frame (the face compared with an ID portrait) at
+        the decision: it must be the person the session followed. One sample suffices
+        here: the best frame is sharp, frontal and well lit, the conditions the
+        samples' `confirm` guards against are what it was chosen to avoid."""
+        if self.anchor is None:
+            return None
+        cos = float(np.dot(self.anchor, embedding))
+        self.best_frame_cosine = cos
+        if cos < self.params.other_cosine and self.event is None:
+            self.event = ReplacementEvent(t, cos)
+            return self.event
         return None
 
     def forget(self) -> None:

@@ -5,7 +5,8 @@ wins, see intake.py; at the lower `waiting_fps` while the challenge script only 
 for its clock, ChallengeScript.frame_due), runs frame conversion and the liveness engine
 in the model pool (never on the event loop), embeds the identity samples the engine
 hands out as separate pool jobs (a frame's analysis never waits for one; their results
-are given back to the engine between two frames), and drives the challenge script
+are given back to the engine between two frames), judges the kept best frames that have
+settled (silent liveness) ahead of the decision the same way, and drives the challenge script
 (service.liveness.challenges) two ways: by the clock (`tick`, every pass of the loop,
 also while no frame comes, so a prompt or a release goes out on time) and by each
 analysed frame's action state and cue events (`observe`). Every script event becomes a
@@ -49,7 +50,7 @@ from service.rtc.intake import LatestFrame
 from service.rtc.outbox import Delivery
 from service.rtc.session import Session, SessionState
 from service.video.frames import frame_from_av
-from service.video_liveness import best_frame_face, judge_best_frame
+from service.video_liveness import frame_face, judge_best_frame, judge_frame
 from service.vision.embedding import cosine
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
@@ -83,6 +84,9 @@ class StreamRun:
         self.analysed_t: float | None = None  # the last frame given to the engine
         # the identity sample being embedded (at most one) and its job
         self.identifying: tuple[IdentitySample, asyncio.Task[np.ndarray]] | None = None
+        # the kept best frame being judged ahead of the decision (at most one)
+        self.prejudging: asyncio.Task[object] | None = None
+        self.prejudge_from = 0.0  # no job ahead before this time (the pool refused one)
         self.ended_by = ""
 
     def now(self) -> float:
@@ -103,7 +107,13 @@ class StreamRun:
             await intake.close()
             if self.ended_by == "cancelled" and self.identifying is not None:
                 self.identifying[1].cancel()
+            if self.ended_by == "cancelled" and self.prejudging is not None:
+                self.prejudging.cancel()
             await self._identity_settled(wait=self.ended_by != "cancelled")
+            if self.prejudging is not None:  # the decision judges what it did not
+                await asyncio.wait([self.prejudging])
+                if not self.prejudging.cancelled():
+                    self.prejudging.exception()  # retrieved: a refusal is no error here
             self.runtime.metrics.stream_ended(
                 intake.received, self.engine.analysed if self.engine is not None else 0,
                 intake.dropped, self.now())
@@ -153,6 +163,7 @@ class StreamRun:
             self.analysed_t = t
             if report.sample is not None:
                 self._identify(report.sample)
+            self._prejudge(t)
             if (ended := self._react(report)):
                 return ended
 
@@ -168,6 +179,25 @@ class StreamRun:
                                                    sample.face, required=True),
                                   name="identity")
         self.identifying = (sample, job)
+
+    def _prejudge(self, t: float) -> None:
+        """Judge a settled best frame as a pool job of its own (between two frames: the
+        engine is idle). Refused by a busy pool, it is simply left to the decision."""
+        job = self.prejudging
+        if self.engine is None or (job is not None and not job.done()):
+            return
+        if job is not None and not job.cancelled() and job.exception() is not None:
+            if not isinstance(job.exception(), RateLimited):
+                log.warning("best frame not judged ahead: %r", job.exception())
+            self.prejudge_from = t + 1.0  # the pool is busy: not before a second
+        self.prejudging = None
+        if t < self.prejudge_from:
+            return
+        frame = self.engine.best.settled_unjudged(t, self.cfg.sessions.prejudge_after_s)
+        if frame is not None:
+            self.prejudging = asyncio.create_task(
+                self.runtime.run(judge_frame, self.runtime, frame, self.cfg),
+                name="prejudge")
 
     async def _identity_settled(self, wait: bool) -> None:
         """Give a finished identity job's embedding back to the engine (here, between
@@ -268,7 +298,9 @@ class StreamRun:
 
     def _decide(self) -> Payload:
         """In a model worker thread."""
+        best_embedding = self._best_frame_embedding()
         evidence = self.engine.evidence() if self.engine is not None else NO_FRAMES
+        judged_ahead = sum(f.judged is not None for f in evidence.candidates)
         delivered = all(d.reached for d in self.deliveries)
         challenges_met = (self.script.passed and delivered) if self.session.challenges \
             else None
@@ -277,7 +309,8 @@ class StreamRun:
                         "challenges": self.script.to_json(),
                         "challenge_delivery": [d.to_json() for d in self.deliveries],
                         "stream_seconds": round(seconds, 3),
-                        "analysed_fps": round(evidence.analysed / seconds, 2)}
+                        "analysed_fps": round(evidence.analysed / seconds, 2),
+                        "best_frames_judged_ahead": judged_ahead}
         if evidence.with_face == 0 or evidence.best is None:
             decision = _no_face_decision(evidence, self.ended_by)
             items = decision.veritems()
@@ -287,18 +320,31 @@ class StreamRun:
             if not delivered:  # the failed condition is that nobody saw the prompts
                 decision.reasons[decision.reasons.index("challenges not met")] = NOT_DELIVERED
             items = decision.veritems()
-            if self.session.portrait is not None:
-                items += self._compare(evidence, decision)
+            if self.session.portrait is not None and best_embedding is not None:
+                items += self._compare(decision, best_embedding)
         decision.detail.update(detail_extra)
         return success(items, decision.detail)
 
-    def _compare(self, evidence: ClipEvidence, decision: VideoDecision
-                 ) -> list[dict[str, object]]:
-        assert evidence.best is not None and self.session.portrait is not None
-        face = best_frame_face(self.runtime, evidence, self.cfg)
+    def _best_frame_embedding(self) -> np.ndarray | None:
+        """With an ID portrait, the best frame's face is what is compared with it: embed
+        it once, and first check that it shows the person the session followed (the
+        identity anchor), so a face swapped in just long enough to become the best
+        frame is a replacement even when no random identity sample fell on it."""
+        if self.engine is None or self.session.portrait is None:
+            return None
+        best = self.engine.best.best
+        if best is None:
+            return None
+        face = frame_face(self.runtime, best, self.cfg)
         with self.runtime.metrics.timed("comparison"):
-            embedding = self.runtime.embedder()(evidence.best.image, face)
-            similarity = cosine(embedding, self.session.portrait)
+            embedding = self.runtime.embedder()(best.image, face)
+        self.engine.best_frame_identity(embedding)
+        return embedding
+
+    def _compare(self, decision: VideoDecision, embedding: np.ndarray
+                 ) -> list[dict[str, object]]:
+        assert self.session.portrait is not None
+        similarity = cosine(embedding, self.session.portrait)
         same, score = match_score(similarity, self.cfg)
         decision.detail["face_comparison"] = {
             "similarity": round(similarity, 4),
