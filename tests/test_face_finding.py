@@ -10,6 +10,7 @@ from conftest import DATA, MODEL_DIR
 from service.vision.detection import Detection, FaceDetector, iou, tile_origins
 from service.vision.faces import FaceSearchParams, find_faces, refine
 from service.vision.presence import FacePresence
+from service.vision.shrink import shrink
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,14 @@ def test_a_face_located_by_landmarks_gets_the_detectors_box_from_a_crop(search):
     assert np.abs(refined[0].landmarks - full.landmarks).max() < 0.05 * w
     nowhere = Detection((5.0, 5.0, 30.0, 30.0), full.landmarks, 1.0)
     assert refine(detector, img, nowhere, FaceSearchParams()) is None
+
+
+@pytest.mark.parametrize("side", [320, 256, 1600, 611])
+def test_shrink_averages_like_inter_area(side):
+    img = read("faces/face_recognition/alex_lacamoire__img1.jpg")
+    img = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2)) if side > 1000 else img
+    h, w = img.shape[:2]
+    size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
+    ours, theirs = shrink(img, size), cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    assert ours.shape == theirs.shape
+    assert np.abs(ours.astype(np.int16) - theirs).mean() < 3.0

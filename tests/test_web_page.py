@@ -454,6 +454,8 @@ async def test_demo_page_with_an_id_photo_shows_the_services_result(browser, dem
     # the ID photo was sent with the session: the face comparison is part of the answer
     assert any(d.startswith("Decision result:") for d in descs), descs
     assert "Same person as the ID photo" in facts
+    # the camera plays at 30 fps; the page asks for 15 (the service analyses 10)
+    assert 5.0 < shown["detail"]["received_fps"] <= 16.5, shown["detail"]
 
 
 async def test_integrator_session_link_runs_on_a_phone(browser, demo_server):

@@ -88,6 +88,7 @@ class StreamRun:
         self.prejudging: asyncio.Task[object] | None = None
         self.prejudge_from = 0.0  # no job ahead before this time (the pool refused one)
         self.ended_by = ""
+        self.frames_received = 0  # decoded frames the peer's track delivered
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -117,6 +118,7 @@ class StreamRun:
             self.runtime.metrics.stream_ended(
                 intake.received, self.engine.analysed if self.engine is not None else 0,
                 intake.dropped, self.now())
+            self.frames_received = intake.received
             if self.ended_by != "cancelled":
                 await self._finish()
             self._forget()
@@ -310,6 +312,7 @@ class StreamRun:
                         "challenge_delivery": [d.to_json() for d in self.deliveries],
                         "stream_seconds": round(seconds, 3),
                         "analysed_fps": round(evidence.analysed / seconds, 2),
+                        "received_fps": round(self.frames_received / seconds, 2),
                         "best_frames_judged_ahead": judged_ahead}
         if evidence.with_face == 0 or evidence.best is None:
             decision = _no_face_decision(evidence, self.ended_by)

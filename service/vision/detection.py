@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from service.vision.shrink import shrink
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -103,7 +105,7 @@ class FaceDetector:
         image = bgr
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            image = shrink(bgr, size)
         ih, iw = image.shape[:2]
         found: list[Detection] = []
         tile_w, tile_h = min(iw, MAX_INPUT_SIDE), min(ih, MAX_INPUT_SIDE)

@@ -20,6 +20,7 @@ import numpy as np
 from service.errors import NoFace, SeveralFaces
 from service.vision.detection import Detection, FaceDetector, iou
 from service.vision.presence import FacePresence
+from service.vision.shrink import shrink
 
 # Crop side = this many times the candidate's larger box side, resized to CONFIRM_SIDE.
 CONFIRM_CONTEXT = 2.0
@@ -91,8 +92,12 @@ def refine(detector: FaceDetector, bgr: np.ndarray, cand: Detection,
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     scale = CONFIRM_SIDE / max(x1 - x0, y1 - y0)
-    crop = cv2.resize(bgr[y0:y1, x0:x1], None, fx=scale, fy=scale,
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if scale < 1:
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        crop = shrink(bgr[y0:y1, x0:x1], size)
+    else:
+        crop = cv2.resize(bgr[y0:y1, x0:x1], None, fx=scale, fy=scale,
+                          interpolation=cv2.INTER_LINEAR)
     best: Detection | None = None
     best_iou = 0.0
     for det in detector(crop):
