@@ -18,7 +18,9 @@ The same landmarker and tracker run as in a stream; nothing is timed.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +42,9 @@ from service.liveness.holds import ActionState, HoldParams, HoldTracker
 from service.video.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from blink_eval import closed_runs  # noqa: E402  (runs of "on" frames, as the bench counts them)
 
 EVERY_FRAME = 1000.0  # decode_frames keeps every frame when asked for more than the source
 STREAM_FPS = 10.0  # SessionSettings.analysis_fps
@@ -71,22 +76,6 @@ def states(clip: Clip, params: HoldParams = HOLDS) -> list[ActionState]:
             for f, lm in zip(clip.frames, clip.landmarks)]
 
 
-def runs(ts: list[float], on: list[bool]) -> list[tuple[float, float]]:
-    """(first, last) time of each run of consecutive frames that are on."""
-    out: list[tuple[float, float]] = []
-    start = last = None
-    for t, o in zip(ts, on):
-        if o:
-            start = t if start is None else start
-            last = t
-        elif start is not None:
-            out.append((start, last))
-            start = None
-    if start is not None:
-        out.append((start, last))
-    return out
-
-
 @pytest.fixture(scope="module")
 def zju(labels) -> list[tuple[dict, Clip]]:
     entries = [e for e in labels["blink_clips"] if e["condition"] == "FNN"]
@@ -111,7 +100,7 @@ def test_labelled_blinks_read_closed_but_never_for_a_held_closure(zju):
     for entry, clip in zju:
         sts = states(clip)
         ts = [s.t for s in sts]
-        closed = runs(ts, [s.eyes_closed for s in sts])
+        closed = closed_runs(ts, [s.eyes_closed for s in sts])
         for first, last in entry["blinks"]:
             t0, t1 = clip.frames[first].t, clip.frames[min(last, len(ts) - 1)].t
             blinks += 1
@@ -189,10 +178,10 @@ def test_speech_never_holds_a_wide_mouth(grid):
     for clip in grid:
         sts = states(clip)
         ts = [s.t for s in sts]
-        for a, b in runs(ts, [s.mouth_open for s in sts]):
+        for a, b in closed_runs(ts, [s.mouth_open for s in sts]):
             touched += 1
             assert b - a < CHALLENGES.onset_min_s, (clip.path, a, b)
-        for a, b in runs(ts, [s.eyes_closed for s in sts]):
+        for a, b in closed_runs(ts, [s.eyes_closed for s in sts]):
             assert b - a < CHALLENGES.natural_blink_max_s, (clip.path, a, b)
     # the state is not dead: the widest syllables of read speech do reach it, briefly
     assert touched >= 1
