@@ -43,7 +43,7 @@ def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detectio
         landmark_face = as_detection(frame.landmarks)
         with runtime.metrics.timed("detection"):
             refined = refine(runtime.detector(), frame.image, landmark_face, cfg.faces)
-        frame.face = refined[0] if refined is not None else landmark_face
+        frame.face = refined.face if refined is not None else landmark_face
     return frame.face
 
 

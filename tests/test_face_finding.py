@@ -109,8 +109,8 @@ def test_a_face_located_by_landmarks_gets_the_detectors_box_from_a_crop(search):
     detector = FaceDetector(MODEL_DIR / "face_detection_yunet_2023mar_int8bq.onnx")
     refined = refine(detector, img, rough, FaceSearchParams())
     assert refined is not None
-    assert iou(refined[0].box, full.box) > 0.85
-    assert np.abs(refined[0].landmarks - full.landmarks).max() < 0.05 * w
+    assert iou(refined.face.box, full.box) > 0.85
+    assert np.abs(refined.face.landmarks - full.landmarks).max() < 0.05 * w
     nowhere = Detection((5.0, 5.0, 30.0, 30.0), full.landmarks, 1.0)
     assert refine(detector, img, nowhere, FaceSearchParams()) is None
 

@@ -47,9 +47,10 @@ class ReplacementParams:
     # bench/identity_sampling.py are caught as before), so the random samples are only
     # the net under a change no discontinuity shows; there, the wider spread still
     # leaves no period a cut could hide in (same bench). An embedding is ~2 ms of every
-    # analysed frame's cost at the faster rate (bench/frame_stages.py): this halves it
-    # after the first few seconds (issue 13). In a stream with an ID portrait the best
-    # frame is also compared with the anchor at the decision (`best_frame_cosine`).
+    # analysed frame's cost at the faster rate (bench/frame_stages.py): 12 s sessions
+    # take 0.52 samples a second instead of 0.71 (issue 13). In a stream with an ID
+    # portrait the best frame is also compared with the anchor at the decision
+    # (`best_frame_cosine`).
     steady_interval_min_s: float = 1.5
     steady_interval_max_s: float = 4.0
     # samples forming the anchor identity

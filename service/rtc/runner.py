@@ -323,7 +323,7 @@ class StreamRun:
             if not delivered:  # the failed condition is that nobody saw the prompts
                 decision.reasons[decision.reasons.index("challenges not met")] = NOT_DELIVERED
             items = decision.veritems()
-            if self.session.portrait is not None and best_embedding is not None:
+            if best_embedding is not None:  # there is a portrait to compare with
                 items += self._compare(decision, best_embedding)
         decision.detail.update(detail_extra)
         return success(items, decision.detail)

@@ -73,11 +73,27 @@ class FaceSearch:
         return main
 
 
+@dataclass(frozen=True)
+class Refined:
+    """A face re-detected in a crop: the detection in source pixels, and the crop it
+    was found in (source pixels -> crop: minus `origin`, times `scale`)."""
+
+    face: Detection
+    crop: np.ndarray
+    scale: float
+    origin: tuple[int, int]
+
+    def in_crop(self, box: tuple[float, float, float, float]
+                ) -> tuple[float, float, float, float]:
+        x, y, w, h = box
+        x0, y0 = self.origin
+        return (x - x0) * self.scale, (y - y0) * self.scale, w * self.scale, h * self.scale
+
+
 def refine(detector: FaceDetector, bgr: np.ndarray, cand: Detection,
-           params: FaceSearchParams) -> tuple[Detection, np.ndarray, float, int, int] | None:
+           params: FaceSearchParams) -> Refined | None:
     """Re-detect `cand` in a crop centred on it, resized so the face is ~128 px: the
-    detection overlapping it most (mapped back to `bgr`), the crop, its scale and
-    origin; None when nothing there overlaps it enough.
+    detection overlapping it most; None when nothing there overlaps it enough.
 
     This is also how a face already located some other way (a stream's FaceMesh
     landmarks) gets YuNet's box and five points, which the PAD models were calibrated
@@ -107,23 +123,19 @@ def refine(detector: FaceDetector, bgr: np.ndarray, cand: Detection,
             best, best_iou = mapped, overlap
     if best is None or best_iou < params.refine_iou:
         return None
-    return best, crop, scale, x0, y0
+    return Refined(best, crop, scale, (x0, y0))
 
 
 def confirm(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
             cand: Detection, params: FaceSearchParams) -> Detection | None:
     """Re-detect `cand` in a crop around it; the refined detection, or None if not a face."""
     refined = refine(detector, bgr, cand, params)
-    if refined is None:
+    if refined is None or refined.face.score < params.refine_score:
         return None
-    best, crop, scale, x0, y0 = refined
-    if best.score < params.refine_score:
+    rgb = cv2.cvtColor(refined.crop, cv2.COLOR_BGR2RGB)
+    if presence(rgb, refined.in_crop(cand.box)) < params.presence_score:
         return None
-    x, y, w, h = cand.box
-    local = ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale)
-    if presence(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), local) < params.presence_score:
-        return None
-    return best
+    return refined.face
 
 
 def _dedupe(faces: list[Detection]) -> list[Detection]:
