@@ -107,8 +107,11 @@ class Replica:
                     reported = True
             except Exception:
                 log.exception("heartbeat failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.heartbeat_interval_s)
+            try:  # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel
+                # that lands as the event is set (a drain's nudge), and this loop then
+                # never ends (the launcher's SIGTERM test hung on a loaded machine)
+                async with asyncio.timeout(self.heartbeat_interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -83,6 +83,14 @@ async def poll(check, timeout_s: float, every_s: float = 0.2) -> bool:
     return False
 
 
+def exit_code(proc: subprocess.Popen, timeout_s: float) -> int | None:
+    """The process's exit code, or None if it is still running after `timeout_s`."""
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -121,7 +129,7 @@ async def test_two_replicas_take_sessions_and_sigterm_drains_both():
                     async with http.delete(session["whip_url"], headers={
                             "Authorization": f"Bearer {session['session_token']}"}) as resp:
                         assert resp.status == 200
-            assert await asyncio.to_thread(proc.wait, 60) == 0, log.read_text()
+            assert await asyncio.to_thread(exit_code, proc, 60) == 0, log.read_text()
             assert [ready(u) for u in urls] == [None, None]
         finally:
             stop(proc)

@@ -17,6 +17,7 @@ from replicas import REDIS_SERVER, RedisServer, free_port, redis_server
 
 from service.auth import Authenticator, make_token
 from service.errors import RateLimited, StaleTimestamp, StateStoreUnavailable
+from service.replica import Replica
 from service.shared_state import MemoryState, ReplicaInfo, SessionRecord, SharedState
 from service.shared_state.redis import RedisState
 
@@ -186,3 +187,22 @@ def test_replica_settings_come_from_the_environment():
     defaults = load_config(env={})
     assert defaults.redis_url == "" and defaults.replicas.heartbeat_interval_s == 2.0
     assert defaults.replicas.drain_grace_s > defaults.sessions.ttl_s
+
+
+async def test_a_replicas_heartbeat_stops_when_cancelled_as_it_is_nudged(redis):
+    """SIGTERM's drain nudges the heartbeat and shutdown then cancels it: the cancel
+    must end the task even when it lands as the wake-up does (Python 3.11's wait_for
+    swallowed it there, the loop beat on, and the replica never exited)."""
+    shared = redis_state(redis)
+    try:
+        for _ in range(20):
+            replica = Replica(shared, "http://127.0.0.1:1", 1, "s", 30.0, 60.0, 5.0,
+                              lambda: 0)
+            replica.start()
+            await asyncio.sleep(0.05)  # beaten once, now waiting for the next beat
+            replica.nudge()
+            replica._task.cancel()
+            await asyncio.wait_for(asyncio.gather(replica._task, return_exceptions=True), 5)
+            await replica.close()
+    finally:
+        await shared.close()

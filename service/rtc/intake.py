@@ -55,8 +55,9 @@ class LatestFrame:
 
     async def next(self, timeout: float) -> VideoFrame | None:
         """The newest frame not yet taken; None at the end of the track or on timeout."""
-        try:
-            await asyncio.wait_for(self._new.wait(), timeout)
+        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/replica.py)
+            async with asyncio.timeout(timeout):
+                await self._new.wait()
         except TimeoutError:
             return None
         self._new.clear()

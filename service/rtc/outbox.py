@@ -89,8 +89,9 @@ class Subscriber:
 
     async def next(self, timeout: float) -> str | None:
         """The next message; "" when none came within `timeout`; None at the end."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/replica.py)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return ""
 
