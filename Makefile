@@ -12,10 +12,16 @@ MODEL_DIR ?= .models
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The Python client (clients/python) is installed as a package, not editable, so its
+# tests exercise what `pip install ./clients/python` gives an integrator; any change to
+# it reinstalls it.
+CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/src/verification_client/*)
+
+$(VENV)/.installed: pyproject.toml $(CLIENT_FILES)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --force-reinstall --no-deps ./clients/python
 	touch $@
 
 models: install
