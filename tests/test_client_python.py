@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import filecmp
 import json
+import re
 import socket
 import time
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -164,6 +166,37 @@ async def test_a_stored_session_is_read_back_by_another_process(service_url, acl
     with pytest.raises(vc.SessionExpiredError) as err:
         await asyncio.to_thread(Client(service_url, KEY, SECRET).result, again)
     assert (err.value.envelope_status, err.value.http_status) == ("4100", 410)
+
+
+def readme_snippet(marker: str, lang: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, re.S)
+    assert match, f"README.md has no {marker} block"
+    return match.group(1)
+
+
+async def test_the_readmes_integrating_snippet_runs_as_it_stands(
+        service_url, receiver, http, tmp_path, monkeypatch):
+    for name, value in (("VERIFY_URL", service_url), ("VERIFY_KEY", KEY),
+                        ("VERIFY_SECRET", SECRET)):
+        monkeypatch.setenv(name, value)
+    backend = types.ModuleType("integrating")
+    exec(compile(readme_snippet("integrating-python", "python"), "README.md", "exec"),
+         backend.__dict__)
+    (tmp_path / "id.jpg").write_bytes(portrait_of_clip())
+    hook, hook_url = receiver
+    # the sync client in a thread: this test's event loop also runs the service
+    for_app = await asyncio.to_thread(backend.start_verification, "user-1",
+                                      str(tmp_path / "id.jpg"), hook_url)
+    assert set(for_app) == {"session_id", "session_token", "whip_url", "result_url",
+                            "ice_servers"}
+    await App(http).stream(for_app)
+    (delivery,) = await hook.wait(1)
+    webhook_id, passed = backend.on_webhook(delivery.headers, delivery.body)
+    assert len(webhook_id) == 32
+    assert await asyncio.to_thread(backend.outcome, "user-1") is passed
+    with pytest.raises(vc.WebhookVerificationError):
+        backend.on_webhook(delivery.headers, delivery.body + b" ")
 
 
 # --- every error status as its exception ---------------------------------------------

@@ -4,10 +4,12 @@
 // run by hand with the same environment: node --test test/
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { test } from "node:test";
 
 // the package by its own name, through its `exports`, as an integrator imports it
@@ -261,5 +263,40 @@ test("refusals of requests a client never sends map to their exception", async (
     assert.ok(parsed(answer.status, await answer.text()) instanceof UnsupportedMediaTypeError);
   } finally {
     await client.endSession(session);
+  }
+});
+
+test("the README's Integrating snippet runs as it stands", async () => {
+  const packageDir = fileURLToPath(new URL("..", import.meta.url));
+  const readme = await readFile(join(packageDir, "../../README.md"), "utf8");
+  const code = /<!-- integrating-node -->\n```js\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(code, "README.md has no integrating-node block");
+  // a backend project with the client installed (npm install ./clients/node: a link)
+  const project = await mkdtemp(join(tmpdir(), "integrating-"));
+  await mkdir(join(project, "node_modules"));
+  await symlink(packageDir, join(project, "node_modules", "verification-client"), "dir");
+  await writeFile(join(project, "package.json"), '{"type": "module"}');
+  await writeFile(join(project, "backend.js"), code);
+  process.env.VERIFY_URL = BASE;
+  process.env.VERIFY_KEY = KEY;
+  process.env.VERIFY_SECRET = SECRET;
+  const backend = await import(pathToFileURL(join(project, "backend.js")).href);
+  const hook = await webhookReceiver();
+  try {
+    const forApp = await backend.startVerification("user-1", fixture("portrait.jpg"), hook.url);
+    assert.deepEqual(Object.keys(forApp).sort(),
+      ["ice_servers", "result_url", "session_id", "session_token", "whip_url"]);
+    const started = await fetch(`${APP}/start`, { method: "POST", body: JSON.stringify(forApp),
+      headers: { "Content-Type": "application/json" } });
+    assert.equal(started.status, 202);
+    await until(() => hook.deliveries.length > 0, 60_000);
+    const [delivery] = hook.deliveries;
+    const [webhookId, passed] = backend.onWebhook(delivery.headers, delivery.body);
+    assert.equal(webhookId.length, 32);
+    assert.equal(await backend.outcome("user-1"), passed);
+    assert.throws(() => backend.onWebhook(delivery.headers,
+      Buffer.concat([delivery.body, Buffer.from(" ")])), WebhookVerificationError);
+  } finally {
+    hook.server.close();
   }
 });
