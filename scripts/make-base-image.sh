@@ -18,10 +18,12 @@
 set -euo pipefail
 
 name=docker.io/library/python:3.11-slim-bookworm
+# Bumped with any change below: a cached tarball or image of an older recipe is remade.
+recipe=2
 cache=${1:-.cache/image}
-tarball=$cache/bookworm-python3.11.tar
+tarball=$cache/bookworm-python3.11-r$recipe.tar
 
-if podman image exists "$name"; then
+if [ "$(podman image inspect --format '{{index .Config.Labels "base-recipe"}}' "$name" 2>/dev/null)" = "$recipe" ]; then
     exit 0
 fi
 if [ ! -s "$tarball" ]; then
@@ -33,15 +35,24 @@ if [ ! -s "$tarball" ]; then
         || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
         cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-        chroot "$root" update-ca-certificates >/dev/null
+        chroot "$root" update-ca-certificates >/dev/null 2>&1
     fi
+    # apt as Debian's official images configure it: no package caches kept after an
+    # install (they would stay in the layer of every `RUN apt-get`), no translations
+    cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+    echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
     # what a slim image leaves out: package caches, documentation, locales
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
         "$root"/usr/share/locale/*
     tar -C "$root" --numeric-owner -cf "$tarball.part" .
     mv "$tarball.part" "$tarball"
 fi
-podman import --quiet --change 'ENV LANG=C.UTF-8' \
+podman import --quiet --change 'ENV LANG=C.UTF-8' --change "LABEL base-recipe=$recipe" \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' --change 'CMD ["python3"]' "$tarball" "$name" >/dev/null
 echo "make-base-image: $name imported from $tarball"

@@ -15,6 +15,7 @@ its resource limits, so containers get explicit ulimits at or under the current 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
@@ -107,13 +108,20 @@ class ImageBuild:
             context = (("--build-context", f"models={MODEL_SOURCE}")
                        if MODEL_SOURCE.is_dir() else ())
             started = time.monotonic()
-            build = subprocess.run(
+            build = subprocess.Popen(
                 self.podman.cmd("build", "--format", "docker", "--network", "host",
                                 *limits, *context, "-t", TAG, str(ROOT)),
-                capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # a test run that ends first (a failure under -x) does not leave it behind
+            atexit.register(build.kill)
+            try:
+                out, err = build.communicate(timeout=BUILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                build.kill()
+                out, err = build.communicate()
             self.build_s = time.monotonic() - started
             if build.returncode != 0:
-                self.error = f"podman build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+                self.error = f"podman build failed:\n{out[-3000:]}\n{err[-3000:]}"
                 return
             size = subprocess.run(self.podman.cmd("image", "inspect", "--format",
                                                   "{{.Size}}", TAG),

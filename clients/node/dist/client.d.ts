@@ -93,7 +93,10 @@ export declare class VerificationClient {
      * (ResultTimeout after `timeoutMs`); without, null while pending.
      * SessionExpiredError: it ended without a decision.
      */
-    result(session: Session, { wait, timeoutMs }?: ResultOptions): Promise<SessionResult | null>;
+    result(session: Session, options?: ResultOptions & {
+        wait?: true;
+    }): Promise<SessionResult>;
+    result(session: Session, options: ResultOptions): Promise<SessionResult | null>;
     /** Hang the session up: decided with the video it has (none: no decision). */
     endSession(session: Session): Promise<void>;
 }

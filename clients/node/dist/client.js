@@ -166,11 +166,6 @@ export class VerificationClient {
             : { img: options.portrait };
         return Session.fromJSON(await this.#post("/v1/sessions", fields, files));
     }
-    /**
-     * The session's decision. With `wait` (default) polls with backoff until it is decided
-     * (ResultTimeout after `timeoutMs`); without, null while pending.
-     * SessionExpiredError: it ended without a decision.
-     */
     async result(session, { wait = true, timeoutMs } = {}) {
         let waitMs = timeoutMs;
         if (waitMs === undefined) {

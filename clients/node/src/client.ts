@@ -226,6 +226,8 @@ export class VerificationClient {
    * (ResultTimeout after `timeoutMs`); without, null while pending.
    * SessionExpiredError: it ended without a decision.
    */
+  result(session: Session, options?: ResultOptions & { wait?: true }): Promise<SessionResult>;
+  result(session: Session, options: ResultOptions): Promise<SessionResult | null>;
   async result(session: Session, { wait = true, timeoutMs }: ResultOptions = {}
   ): Promise<SessionResult | null> {
     let waitMs = timeoutMs;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import ResultTimeout, TransportError
 from .protocol import (
@@ -94,6 +94,14 @@ class AsyncClient:
         """See Client.create_session."""
         return Session.from_json(await self._call(self._protocol.create_session(
             portrait, challenges, ttl, callback_url)))
+
+    @overload
+    async def result(self, session: Session, *, wait: Literal[True] = ...,
+                     timeout_s: float | None = ...) -> SessionResult: ...
+
+    @overload
+    async def result(self, session: Session, *, wait: bool,
+                     timeout_s: float | None = ...) -> SessionResult | None: ...
 
     async def result(self, session: Session, *, wait: bool = True,
                      timeout_s: float | None = None) -> SessionResult | None:

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Literal, overload
 
 from .errors import ResultTimeout, TransportError
 from .protocol import (
@@ -91,6 +92,14 @@ class Client:
         (10-600, default 120), and the webhook URL that receives its result."""
         return Session.from_json(self._call(self._protocol.create_session(
             portrait, challenges, ttl, callback_url)))
+
+    @overload
+    def result(self, session: Session, *, wait: Literal[True] = ...,
+               timeout_s: float | None = ...) -> SessionResult: ...
+
+    @overload
+    def result(self, session: Session, *, wait: bool,
+               timeout_s: float | None = ...) -> SessionResult | None: ...
 
     def result(self, session: Session, *, wait: bool = True,
                timeout_s: float | None = None) -> SessionResult | None:
