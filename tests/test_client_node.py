@@ -136,3 +136,45 @@ def test_the_committed_dist_is_what_tsc_makes_of_src(tmp_path):
     _, mismatch, errors = filecmp.cmpfiles(tmp_path, NODE_DIR / "dist", built, shallow=False)
     assert not mismatch and not errors, (
         f"dist/ is stale in {mismatch + errors}: run `npm run build` in clients/node")
+
+
+@needs_node
+def test_a_typescript_backend_using_the_client_type_checks(tmp_path):
+    """The shipped declarations, resolved through the package's `exports` as a
+    TypeScript backend resolves them (strict), including what must not compile."""
+    tsc = npm_install()
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "verification-client").symlink_to(NODE_DIR,
+                                                                   target_is_directory=True)
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    (tmp_path / "backend.ts").write_text("""
+import { NoFaceError, Session, VerificationClient, verifyWebhook, type SessionResult }
+  from "verification-client";
+
+const client = new VerificationClient({ baseUrl: "http://127.0.0.1:8080", key: "k", secret: "s" });
+
+export async function check(photo: Uint8Array, hook: Uint8Array): Promise<boolean> {
+  const session: Session = await client.createSession({ portrait: photo, ttl: 60,
+    challenges: ["eyes_closed", "turn_left"], callbackUrl: "https://backend.example/hook" });
+  const decided: SessionResult = await client.result(session);  // waiting: never null
+  const now = await client.result(session, { wait: false });
+  // @ts-expect-error: without waiting it may be null
+  now.passed;
+  try {
+    const same = await client.compareFaces("id.jpg", photo);
+    return same.samePerson && decided.passed;
+  } catch (err) {
+    if (err instanceof NoFaceError) return err.retryable && err.envelopeStatus === "4003";
+    return verifyWebhook({ "x-timestamp": "1" }, hook, "s").result.live;
+  }
+}
+// @ts-expect-error: a session is created with options, not positional arguments
+client.createSession("id.jpg");
+""")
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+        "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext",
+        "lib": ["ES2022", "DOM"], "strict": True, "noEmit": True, "types": []},
+        "files": ["backend.ts"]}))
+    done = subprocess.run([str(tsc), "-p", "tsconfig.json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
