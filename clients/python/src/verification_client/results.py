@@ -118,12 +118,16 @@ def _prefixed(items: list[tuple[str, str]], prefix: str) -> str | None:
     return next((d[len(prefix):] for d, _ in items if d.startswith(prefix)), None)
 
 
+_VERDICTS: dict[str, Literal["yes", "no"]] = {"yes": "yes", "no": "no"}
+
+
 def parse_face_comparison(envelope: Envelope) -> FaceComparison:
     items = _items(envelope)
     verdict, value = _prefixed(items, "Decision result:"), _prefixed(items, "Decision value:")
-    if verdict not in ("yes", "no") or value is None:
+    said = _VERDICTS.get(verdict or "")
+    if said is None or value is None:
         raise ValueError("not a face-comparison answer")
-    return FaceComparison(verdict, int(value), _detail(envelope), envelope)  # type: ignore[arg-type]
+    return FaceComparison(said, int(value), _detail(envelope), envelope)
 
 
 def parse_silent_liveness(envelope: Envelope) -> SilentLiveness:
