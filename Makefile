@@ -37,7 +37,7 @@ run: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service.launch --host 127.0.0.1 --port 8080
 
 test: models system-packages
-	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q
+	SERVICE_MODEL_DIR=$(MODEL_DIR) MODEL_SOURCE_DIR=$(MODEL_SOURCE_DIR) $(PY) -m pytest -q
 
 bench: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) bench/face_compare.py

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TAG = "localhost/verification-service:test"
 BASE = "docker.io/library/python:3.11-slim-bookworm"
 CACHE = ROOT / ".cache" / "image"
-MODEL_SOURCE = Path(os.environ.get("MODEL_SOURCE_DIR", ROOT.parent / "shared" / "models"))
+# the Makefile's MODEL_SOURCE_DIR, else the shared models beside the data (SHARED_DIR)
+MODEL_SOURCE = Path(os.environ.get("MODEL_SOURCE_DIR") or Path(
+    os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "models")
 BUILD_TIMEOUT_S = 1800.0
 ARTIFACT = ROOT / "artifacts" / "image.json"
 
