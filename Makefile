@@ -12,10 +12,16 @@ MODEL_DIR ?= .models
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The Python client (clients/python) is installed as a package, not editable, so its
+# tests exercise what `pip install ./clients/python` gives an integrator; any change to
+# it reinstalls it.
+CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/src/verification_client/*)
+
+$(VENV)/.installed: pyproject.toml $(CLIENT_FILES)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --force-reinstall --no-deps ./clients/python
 	touch $@
 
 models: install
@@ -31,7 +37,7 @@ run: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service.launch --host 127.0.0.1 --port 8080
 
 test: models system-packages
-	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m pytest -q
+	SERVICE_MODEL_DIR=$(MODEL_DIR) MODEL_SOURCE_DIR=$(MODEL_SOURCE_DIR) $(PY) -m pytest -q
 
 bench: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) bench/face_compare.py

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import aiohttp
@@ -20,26 +21,26 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from _service import DATA, KEY, SECRET, run_with_service
-from rtc_client import ClipTrack, WhipClient, create_session
+from rtc_client import ClipTrack, WhipClient
+from verification_client import AsyncClient, AuthenticationError, BadMediaError
 from videos import decode_all
-
-from service.client import VerifyClient
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 
 
 async def workload(args: argparse.Namespace, url: str) -> None:
     async with aiohttp.ClientSession() as http:
-        client = VerifyClient(url, KEY, SECRET, http)
+        client = AsyncClient(url, KEY, SECRET, http=http)
         face = (DATA / "faces/deepface/img3.jpg").read_bytes()
-        await client.verify(21, img1=face, img2=(DATA / "faces/deepface/img12.jpg").read_bytes())
-        await client.verify(3035, img=face)
-        await client.verify(3035, img=(DATA / CLIP).read_bytes())
-        await client.verify(3035, img=b"not an image")  # 4002
-        await VerifyClient(url, KEY, "wrong", http).verify(21, img1=face, img2=face)  # 4010
-        status, session = await create_session(http, url, KEY, SECRET, challenges="0")
-        assert status == 201, session
-        whip = WhipClient(session, http)
+        await client.compare_faces(face, DATA / "faces/deepface/img12.jpg")
+        await client.check_liveness(face)
+        await client.check_liveness(DATA / CLIP)
+        with suppress(BadMediaError):
+            await client.check_liveness(b"not an image")  # 4002
+        with suppress(AuthenticationError):
+            await AsyncClient(url, KEY, "wrong", http=http).compare_faces(face, face)  # 4010
+        session = await client.create_session(challenges=0)
+        whip = WhipClient(session.for_app(), http)
         await whip.connect(ClipTrack(decode_all((DATA / CLIP).read_bytes()), fps=15))
         try:
             await asyncio.wait_for(whip.result, 60)

@@ -30,7 +30,7 @@ import numpy as np
 
 from _service import DATA, KEY, SECRET, run_with_service
 from attacks import ATTACKS
-from service.client import VerifyClient
+from verification_client import ApiError, AsyncClient
 
 
 def bona_fide_sets() -> dict[str, list[str]]:
@@ -53,18 +53,16 @@ def jpeg(img: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
 
-async def judge(client: VerifyClient, data: bytes) -> dict:
-    _, body = await client.verify(3035, img=data)
-    status = body["messageString"]["status"]
-    if status != "2000":
-        return {"status": status, "value": body["messageString"]["value"]}
-    items = body["infoList"][0]["veritem"]
-    return {"status": status, "live": items[0]["desc"] == "Living body",
-            "score": int(items[1]["desc"].split(":")[1]),
-            "p": body["detail"]["live_probability"]}
+async def judge(client: AsyncClient, data: bytes) -> dict:
+    try:
+        answer = await client.check_liveness(data)
+    except ApiError as refused:  # 4003 no face, 4004 several, 4005 quality...
+        return {"status": refused.envelope_status, "value": refused.value}
+    return {"status": "2000", "live": answer.live, "score": answer.value,
+            "p": answer.detail["live_probability"]}
 
 
-async def run_set(client: VerifyClient, items: list[tuple[str, bytes]]) -> list[dict]:
+async def run_set(client: AsyncClient, items: list[tuple[str, bytes]]) -> list[dict]:
     sem = asyncio.Semaphore(2)
 
     async def one(name: str, data: bytes) -> dict:
@@ -88,7 +86,7 @@ def summarise(kind: str, name: str, results: list[dict]) -> dict:
 async def run(args: argparse.Namespace, url: str) -> None:
     rows, scores = [], {}
     async with aiohttp.ClientSession() as session:
-        client = VerifyClient(url, KEY, SECRET, session)
+        client = AsyncClient(url, KEY, SECRET, http=session)
         bona = bona_fide_sets()
         for name, paths in bona.items():
             res = await run_set(client, [(p, (DATA / p).read_bytes()) for p in paths])

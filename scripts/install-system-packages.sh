@@ -3,6 +3,10 @@
 #   chromium      - the browser test of the onboarding page (tests/test_web_page.py)
 #   redis-server  - the shared-state backend of N replicas (tests/test_replicas*.py)
 #   coturn        - the TURN relay for clients behind strict NATs (tests/test_turn.py)
+#   nodejs        - the Node client's tests (tests/test_client_node.py), when no node is on
+#                   PATH: Debian bookworm's is 18.19+, enough for the client (18.17+)
+#   podman, runc, debootstrap - the container image built and run (tests/test_image.py;
+#                   runc where crun refuses hybrid cgroups; debootstrap makes the base)
 # Idempotent; never fails the build: a test whose program is missing skips with a reason.
 # Daemons are not started by the packages (policy-rc.d): the tests start their own
 # instances on free loopback ports.
@@ -12,6 +16,10 @@ want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v turnserver >/dev/null 2>&1 || want+=(coturn)
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v podman >/dev/null 2>&1 || want+=(podman)
+command -v runc >/dev/null 2>&1 || want+=(runc)
+command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 if [ ${#want[@]} -eq 0 ]; then
     exit 0
 fi

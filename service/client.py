@@ -1,7 +1,8 @@
-"""A small reference client for the vendor API: signs requests and sends images.
+"""The tests' raw-protocol helper: signs requests and answers (HTTP status, envelope).
 
-Integrators (and our tests and benchmarks) use it to call POST /api/verify without
-re-implementing the token scheme.
+Tests of the wire format (exact envelopes, statuses, base64 against multipart) use it;
+integrators, and the tests and benches that stand in for them, use the client packages
+in clients/ (verification_client), which parse answers and raise on refusals.
 """
 
 from __future__ import annotations

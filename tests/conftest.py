@@ -86,3 +86,12 @@ def veritems(body: dict[str, Any]) -> list[str]:
 
 def status_of(body: dict[str, Any]) -> str:
     return body["messageString"]["status"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The container image takes minutes to build: when its test is selected, the build
+    starts now, in the background, and the rest of the suite runs meanwhile."""
+    if any(item.path.name == "test_image.py" for item in items):
+        from image_build import BUILD
+
+        BUILD.start()
