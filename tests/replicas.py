@@ -8,7 +8,9 @@ replicas on loopback, each on a free port, stopped (never left behind) on exit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,36 @@ def _wait(check, what: str, timeout: float = 120.0, proc: subprocess.Popen | Non
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what}: not ready after {timeout:.0f} s")
         time.sleep(0.1)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0,
+                every: float = 0.05) -> None:
+    """Wait for a condition (an async check), up to a deadline: never a fixed sleep.
+    The deadline only bounds a failure; a passing test waits as long as it takes."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not so after {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
+def heartbeats(redis: RedisServer, prefix: str = "verify:") -> dict[str, dict]:
+    """The live replicas' heartbeats in Redis, by URL."""
+    out = {}
+    for url in redis.command("SMEMBERS", f"{prefix}replicas").decode().split():
+        beat = redis.command("GET", f"{prefix}replica:{url}").strip()
+        if beat:
+            out[url] = json.loads(beat)
+    return out
+
+
+def slots_taken(redis: RedisServer, prefix: str = "verify:") -> dict[str, int]:
+    """Placement slots taken now per live replica URL (its sessions and reservations)."""
+    seconds, micros = (int(v) for v in redis.command("TIME").split())
+    now_ms = seconds * 1000 + micros // 1000
+    return {url: int(redis.command("ZCOUNT", f"{prefix}slots:{beat['id']}", f"({now_ms}",
+                                   "+inf"))
+            for url, beat in heartbeats(redis, prefix).items()}
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
