@@ -4,6 +4,10 @@ replicas on loopback, each on a free port, stopped (never left behind) on exit.
     with redis_server() as redis:                 # redis.url, .stop(), .start()
         with replica_set(redis.url, 2) as (a, b):  # Replica processes, a.url, a.kill()
             ...
+
+Deadlines here are minutes: they only bound a failure (a passing run never waits for
+them), and on a 2-core machine shared with busy loops a replica took over three
+minutes to import and load its models.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def _wait(check, what: str, timeout: float = 120.0, proc: subprocess.Popen | Non
         time.sleep(0.1)
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0,
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120.0,
                 every: float = 0.05) -> None:
     """Wait for a condition (an async check), up to a deadline: never a fixed sleep.
     The deadline only bounds a failure; a passing test waits as long as it takes."""
@@ -126,7 +130,7 @@ class RedisServer:
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.workdir, "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(self.ping, "redis-server", 20, self.proc)
+        _wait(self.ping, "redis-server", 60, self.proc)
 
     def ping(self) -> bool:
         try:
@@ -190,7 +194,7 @@ class Replica:
         except OSError:
             return False
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = 600.0) -> None:
         _wait(self.ready, f"replica {self.url}", timeout, self.proc)
 
     def send(self, sig: int) -> None:
