@@ -124,6 +124,19 @@ async def idle(redis: RedisServer, replicas: list[Replica]) -> None:
     await until(check, "idle replicas")
 
 
+async def streaming(http, session: dict, frames: list, seen_from: Replica) -> WhipClient:
+    """A client streaming the clip to the session's owner, once `seen_from` reads the
+    session as connected (the owner has its peer; a condition, not a sleep)."""
+    client = WhipClient(session, http)
+    assert await client.connect(ClipTrack(frames, fps=15)) == 201
+
+    async def connected() -> bool:
+        return await state_on(http, seen_from, session) == "connected"
+
+    await until(connected, "the session streaming")
+    return client
+
+
 async def state_on(http, replica: Replica, session: dict) -> str:
     """The session's state as `replica` reads it from the directory."""
     status, body = await get_json(http, on(replica, session["result_url"]),
@@ -274,13 +287,7 @@ async def test_sigterm_drains_the_running_session_and_its_result_stays_readable(
     await idle(redis, replicas)
     session = await new_session(http, c, challenges=0)
     assert owner_of(session, replicas) is c
-    client = WhipClient(session, http)
-    assert await client.connect(ClipTrack(frames, fps=15)) == 201
-
-    async def streaming() -> bool:
-        return await state_on(http, b, session) == "connected"
-
-    await until(streaming, "the session streaming")
+    client = await streaming(http, session, frames, seen_from=b)
     c.send(signal.SIGTERM)
 
     async def draining() -> bool:
@@ -310,13 +317,7 @@ async def test_a_killed_replica_loses_its_running_session_within_the_heartbeat_t
     await idle(redis, replicas[:2])  # C drained and left in the test before
     session = await new_session(http, a, challenges=0, ttl=60)
     assert owner_of(session, replicas) is a
-    client = WhipClient(session, http)
-    assert await client.connect(ClipTrack(frames, fps=15)) == 201
-
-    async def streaming() -> bool:
-        return await state_on(http, b, session) == "connected"
-
-    await until(streaming, "the session streaming")
+    client = await streaming(http, session, frames, seen_from=b)
     a.send(signal.SIGKILL)
     killed = time.monotonic()
     answers: list[tuple[int, dict]] = []
