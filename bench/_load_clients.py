@@ -168,7 +168,8 @@ async def one_session(http: aiohttp.ClientSession, url: str, packets: list[bytes
             "frames_analysed": detail.get("frames_analysed"),
             "stream_seconds": detail.get("stream_seconds"),
             "ended_by": detail.get("ended_by"), "live": items.get("Live or not"),
-            "reasons": detail.get("reasons", [])}
+            "reasons": detail.get("reasons", []),
+            "owner": session["whip_url"].split("/v1/")[0]}
 
 
 async def sessions(urls: list[str], packets: list[bytes], args: argparse.Namespace

@@ -28,10 +28,16 @@ watches each face for `--observation` seconds, then decides. Per N, in the same 
 `--replicas R` starts a redis-server and R service processes sharing it (Redis-backed
 session routing); the clients create sessions round-robin across them and CPU and RSS
 are summed. `--launch` starts them the way `make run` does with Redis configured:
-`python -m service.launch`, one replica per core with its share of the worker threads. `--soak 300` then runs the largest N session after session for 300 s and
-samples the service's RSS every 10 s (memory must stay flat).
+`python -m service.launch`, one replica per core with its share of the worker threads.
+`--compare` runs both side by side in the same minutes: one plain process and the
+launcher with Redis (every session created through its first replica, as through one
+entry point: placement spreads them), in turn for each N, and prints their analysed
+fps per stream and where the sessions went. `--soak 300` then runs the largest N
+session after session for 300 s and samples the service's RSS every 10 s (memory must
+stay flat).
 
-    .venv/bin/python bench/stream_load.py [--n 4 8 12 16] [--codec H264] [--replicas 2 | --launch]
+    .venv/bin/python bench/stream_load.py [--n 4 8 12 16] [--codec H264]
+        [--replicas 2 | --launch | --compare]
 """
 
 from __future__ import annotations
@@ -200,7 +206,9 @@ def launched(env: dict[str, str]) -> Iterator[tuple[list[str], list[int], tuple[
         try:
             for url in urls:
                 replicas.Replica({}, int(url.rsplit(":", 1)[1]), proc).wait_ready()
-            time.sleep(2 * 2.0)  # two heartbeats: every replica knows the others
+            deadline = time.monotonic() + 30  # every replica knows the others
+            while set(replicas.heartbeats(redis)) != set(urls) and time.monotonic() < deadline:
+                time.sleep(0.1)
             children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
             yield urls, [int(pid) for pid in children], (KEY, SECRET)
         finally:
@@ -254,10 +262,47 @@ async def measure_service(log: CpuLog, urls: list[str], n: int, args: argparse.N
     }
 
 
+async def compare(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """One plain process and the launcher's replicas, side by side, in turn per N."""
+    log = CpuLog()
+    sampler = asyncio.create_task(log.run())
+    rows = []
+    try:
+        with services(argparse.Namespace(launch=False, replicas=1), env) as single, \
+                launched(env) as group:
+            for n in args.n:
+                row = []
+                for urls, pids, key in (single, (group[0][:1], group[1], group[2])):
+                    log.groups["service"] = pids
+                    run = await measure_service(log, urls, n, args, key)
+                    owners = [r["owner"] for r in run["ok"]]
+                    row.append((run, sorted((owners.count(u) for u in set(owners)),
+                                            reverse=True)))
+                rows.append((n, row))
+                print(f"N={n} done", file=sys.stderr, flush=True)
+    finally:
+        sampler.cancel()
+    print(f"\n{args.codec} 640x480 at 15 fps per stream (relayed), no challenges, "
+          f"{args.observation:g} s observation; one process vs `python -m service.launch` "
+          f"with Redis ({len(group[0])} replicas), every session created through the "
+          f"first replica; measured in turn in the same minutes\n")
+    print("| streams | one process: analysed fps (min / median) | launcher: analysed fps "
+          "(min / median) | launcher: sessions per replica | decided (one / launcher) |")
+    print("|---|---|---|---|---|")
+    for n, ((one, _), (many, split)) in rows:
+        print(f"| {n} | {min(one['fps'], default=0):.1f} / {pct(one['fps'], 50):.1f} | "
+              f"{min(many['fps'], default=0):.1f} / {pct(many['fps'], 50):.1f} | "
+              f"{'/'.join(map(str, split))} | {len(one['ok'])}/{len(one['runs'])}, "
+              f"{len(many['ok'])}/{len(many['runs'])} |")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     env = {"SERVICE_SESSIONS__MAX_ACTIVE": str(max(args.n) * 2 + 2),
            "SERVICE_SESSIONS__PER_KEY_PER_MINUTE": "100000",
            "SERVICE_SESSIONS__OBSERVATION_S": str(args.observation)}
+    if args.compare:
+        await compare(args, env)
+        return
     log = CpuLog()
     sampler = asyncio.create_task(log.run())
     rows = []
@@ -326,6 +371,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--launch", action="store_true",
                         help="the replicas python -m service.launch starts (Redis)")
+    parser.add_argument("--compare", action="store_true",
+                        help="one process and the launcher with Redis, side by side")
     parser.add_argument("--soak", type=float, default=0.0)
     asyncio.run(main_async(parser.parse_args()))
 

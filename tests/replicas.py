@@ -4,11 +4,17 @@ replicas on loopback, each on a free port, stopped (never left behind) on exit.
     with redis_server() as redis:                 # redis.url, .stop(), .start()
         with replica_set(redis.url, 2) as (a, b):  # Replica processes, a.url, a.kill()
             ...
+
+Deadlines here are minutes: they only bound a failure (a passing run never waits for
+them), and on a 2-core machine shared with busy loops a replica took over three
+minutes to import and load its models.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +71,36 @@ def _wait(check, what: str, timeout: float = 120.0, proc: subprocess.Popen | Non
         time.sleep(0.1)
 
 
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120.0,
+                every: float = 0.05) -> None:
+    """Wait for a condition (an async check), up to a deadline: never a fixed sleep.
+    The deadline only bounds a failure; a passing test waits as long as it takes."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not so after {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
+def heartbeats(redis: RedisServer, prefix: str = "verify:") -> dict[str, dict]:
+    """The live replicas' heartbeats in Redis, by URL."""
+    out = {}
+    for url in redis.command("SMEMBERS", f"{prefix}replicas").decode().split():
+        beat = redis.command("GET", f"{prefix}replica:{url}").strip()
+        if beat:
+            out[url] = json.loads(beat)
+    return out
+
+
+def slots_taken(redis: RedisServer, prefix: str = "verify:") -> dict[str, int]:
+    """Placement slots taken now per live replica URL (its sessions and reservations)."""
+    seconds, micros = (int(v) for v in redis.command("TIME").split())
+    now_ms = seconds * 1000 + micros // 1000
+    return {url: int(redis.command("ZCOUNT", f"{prefix}slots:{beat['id']}", f"({now_ms}",
+                                   "+inf"))
+            for url, beat in heartbeats(redis, prefix).items()}
+
+
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -94,7 +130,7 @@ class RedisServer:
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.workdir, "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(self.ping, "redis-server", 20, self.proc)
+        _wait(self.ping, "redis-server", 60, self.proc)
 
     def ping(self) -> bool:
         try:
@@ -158,7 +194,7 @@ class Replica:
         except OSError:
             return False
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = 600.0) -> None:
         _wait(self.ready, f"replica {self.url}", timeout, self.proc)
 
     def send(self, sig: int) -> None:

@@ -78,6 +78,60 @@ async def test_quota_counts_per_key_and_refuses_past_the_limit(state):
     assert not await state.take_quota("k", 62.0, 2, 60.0)
 
 
+async def test_a_quota_ticket_returned_counts_no_more(state):
+    first = await state.take_quota("k", 0.0, 2, 60.0)
+    assert await state.take_quota("k", 1.0, 2, 60.0)
+    assert not await state.take_quota("k", 2.0, 2, 60.0)
+    await state.return_quota("k", first)  # that creation never happened
+    assert await state.take_quota("k", 3.0, 2, 60.0)
+    assert not await state.take_quota("k", 4.0, 2, 60.0)
+
+
+def replica_info(name: str, capacity: int, draining: bool = False) -> ReplicaInfo:
+    return ReplicaInfo(id=name, url=f"http://{name}:8080", active=0, capacity=capacity,
+                       draining=draining)
+
+
+async def test_slots_go_to_the_least_loaded_replica_per_capacity_the_caller_first(state):
+    a, b, c = replica_info("a", 2), replica_info("b", 4), replica_info("c", 9, draining=True)
+    picks = [await state.reserve_slot([a, b, c], "a", f"s{i}", 30.0) for i in range(7)]
+    # a is preferred among equals; then b (0/4 < 1/2), b (1/4 < 1/2), a (2/4 = 1/2,
+    # preferred), b, b; then both are full and the draining one takes nothing
+    assert [p.id if p else None for p in picks] == ["a", "b", "b", "a", "b", "b", None]
+    assert (await state.slots_taken("a"), await state.slots_taken("b")) == (2, 4)
+    await state.release_slots("a", ["s0", "s0", "unknown"])  # idempotent
+    assert await state.slots_taken("a") == 1
+    assert (await state.reserve_slot([a, b], "b", "s9", 30.0)).id == "a"
+
+
+async def test_a_slot_lapses_unless_held_and_holding_takes_it_again(state):
+    a = replica_info("a", 1)
+    assert (await state.reserve_slot([a], "a", "s1", 0.3)).id == "a"
+    assert await state.reserve_slot([a], "a", "s2", 0.3) is None  # full
+    await state.hold_slots("a", ["s1"], 0.6)
+    await asyncio.sleep(0.4)
+    assert await state.slots_taken("a") == 1  # held beyond the reservation
+    await asyncio.sleep(0.4)
+    assert await state.slots_taken("a") == 0  # not held again: lapsed
+    await state.hold_slots("a", ["s1"], 30.0)  # taken again (a store that lost it)
+    assert await state.slots_taken("a") == 1
+
+
+@needs_redis
+async def test_concurrent_reservations_from_two_replicas_spread_evenly(redis):
+    """A burst placed by two replicas at once: each reservation sees the others."""
+    redis.command("FLUSHALL")
+    placers = [redis_state(redis) for _ in range(2)]
+    a, b = replica_info("a", 10), replica_info("b", 10)
+    picks = await asyncio.gather(*(p.reserve_slot([a, b], p_id, f"{p_id}{i}", 30.0)
+                                   for i in range(8)
+                                   for p, p_id in zip(placers, ("a", "b"), strict=True)))
+    assert sorted(p.id for p in picks).count("a") == 8
+    assert (await placers[0].slots_taken("a"), await placers[0].slots_taken("b")) == (8, 8)
+    for p in placers:
+        await p.close()
+
+
 async def test_session_records_round_trip_and_expire(state):
     record = SessionRecord(id="s1", owner_id="r1", owner_url="http://10.0.0.5:8080",
                            key="k", token_sha256="ab" * 32, state="created",
@@ -141,7 +195,7 @@ async def test_quota_is_atomic_across_concurrent_replicas(redis):
     now = time.time()
     taken = await asyncio.gather(*(s.take_quota("k", now, 3, 60.0)
                                    for s in states for _ in range(4)))
-    assert sum(taken) == 3
+    assert sum(bool(t) for t in taken) == 3
     for s in states:
         await s.close()
 

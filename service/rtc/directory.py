@@ -2,9 +2,17 @@
 
 The owner writes a record when a session is created and at each change of its state
 (the decision payload once decided); any replica reads it to redirect a WHIP request
-to the owner, answer a result poll, or find the owner gone (session lost). Writes go
-out from one task in batches, off the request path, and are retried while the store is
-unreachable, so a decision made while Redis was down is published when it is back.
+to the owner, answer a result poll, or find the owner gone (session lost).
+
+Read-your-writes: what a client can act on is written before the client hears of it.
+The record of a new session is stored before its `201` (`publish`; else the creation
+fails with 5030: a load balancer may send the offer to any replica at once), and a
+final state (decided, ended, expired) before the `result` message, the events-stream
+message, the webhook or the DELETE's answer go out. Only changes no client can tell
+apart (created -> connected -> deciding: all "pending") go out from one task in
+batches, off the request path; those writes are retried while the store is
+unreachable, and so is a final state that could not be published at once (a decision
+made while Redis was down is published when it is back).
 Only ids, the API key, the token's digest, the state and the decision payload are
 written: never the portrait embedding, frames or the best frame.
 """
@@ -19,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from service.errors import BadCredentials, StateStoreUnavailable
-from service.rtc.session import Session
+from service.rtc.session import Session, SessionState
 from service.shared_state import LOST, SessionRecord, SharedState
 
 log = logging.getLogger("service.rtc")
@@ -57,14 +65,35 @@ class Directory:
         self._wake.set()
 
     def record(self, session: Session) -> SessionRecord:
+        # a result is published before the session advances to "decided" (the message
+        # announcing it goes out in between): for every other replica it is decided
+        state = SessionState.DECIDED if session.result is not None else session.state
         return SessionRecord(
             id=session.id, owner_id=self.owner_id, owner_url=self.owner_url,
             key=session.key, token_sha256=session.token_digest.hex(),
-            state=session.state.value, expires_at=session.expires_at, result=session.result)
+            state=state.value, expires_at=session.expires_at, result=session.result)
 
     def _keep_s(self, session: Session, now: float) -> float:
         """As long as the owner keeps the session: its TTL, then the result retention."""
-        return max(session.expires_at, session.decided_at or 0.0) + self.retention_s - now
+        return max(session.expires_at, session.decided_at or now) + self.retention_s - now
+
+    async def publish(self, session: Session) -> None:
+        """Store the session's record now, after a write in progress (so an older batch
+        never lands after it). StateStoreUnavailable leaves it to the writer task."""
+        async with self._writing:
+            self._pending.pop(session.id, None)
+            try:
+                await self.shared.put_sessions([(self.record(session),
+                                                 max(self._keep_s(session, time.time()),
+                                                     1.0))])
+            except BaseException:
+                self._pending.setdefault(session.id, session)
+                self._wake.set()
+                raise
+
+    def drop(self, session: Session) -> None:
+        """A creation that failed: its record is not to be written (see `flush`)."""
+        self._pending.pop(session.id, None)
 
     async def flush(self) -> None:
         """Write what is pending (after a write in progress); on failure it stays
@@ -74,10 +103,11 @@ class Directory:
                 return
             batch, self._pending = self._pending, {}
             now = time.time()
+            held = {s.id for s in self.sessions()}  # not a creation that failed since
             try:
                 await self.shared.put_sessions([(self.record(s), self._keep_s(s, now))
                                                 for s in batch.values()
-                                                if self._keep_s(s, now) > 0])
+                                                if s.id in held and self._keep_s(s, now) > 0])
             except BaseException:
                 self._pending = {**batch, **self._pending}  # newer changes win
                 raise

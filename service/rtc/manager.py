@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiortc.mediastreams import MediaStreamTrack
 
 from service.config import Config
-from service.errors import SessionConflict, SessionExpired
+from service.errors import SessionConflict, SessionExpired, StateStoreUnavailable
 from service.replica import Replica, default_public_url
 from service.rtc import peer as peers
 from service.rtc.directory import Directory
@@ -51,7 +51,7 @@ class SessionManager:
             heartbeat_interval_s=replicas.heartbeat_interval_s,
             heartbeat_ttl_s=replicas.heartbeat_ttl_s,
             forward_timeout_s=replicas.forward_timeout_s,
-            active_count=self.store.active_count)
+            active_count=self.store.active_count, active_slots=self.store.active_slots)
         # the session directory: only when other replicas share the state
         self.directory: Directory | None = None
         if self.replica.clustered:
@@ -82,6 +82,33 @@ class SessionManager:
         self.directory.changed(session)
         self.replica.nudge()  # the load changed
 
+    async def publish(self, session: Session) -> None:
+        """Make a new session visible to every replica before it is announced (its
+        `201`); StateStoreUnavailable when it cannot be (the caller undoes it)."""
+        if self.directory is not None:
+            await self.directory.publish(session)
+
+    async def publish_final(self, session: Session) -> None:
+        """A session is over (decided, ended, expired): its record, and its placement
+        slot given back, before the client, the events streams or the webhook hear of
+        it, so whatever they do next on any replica sees it. With the store
+        unreachable the record and the slot are retried in the background (no replica
+        can answer about it meanwhile: 5030), and the session goes on."""
+        if self.directory is None:
+            return
+        slot, session.slot = session.slot, ""  # no heartbeat holds it again
+        try:
+            await self.directory.publish(session)
+            await self.replica.release(slot)
+        except StateStoreUnavailable:
+            log.warning("session outcome not published yet: state store unavailable")
+
+    def discard(self, session: Session) -> None:
+        """Forget a session whose creation failed before its answer (never published)."""
+        self.store.discard(session)
+        if self.directory is not None:
+            self.directory.drop(session)
+
     async def drain(self) -> None:
         """SIGTERM: no new sessions; running ones finish (up to the grace period)."""
         flush = self.directory.flush if self.directory is not None else _nothing
@@ -96,7 +123,7 @@ class SessionManager:
         runtime = self.runtime
 
         def on_video(track: MediaStreamTrack, peer: peers.Peer) -> None:
-            run = StreamRun(session, runtime, self.cfg, self._decided)
+            run = StreamRun(session, runtime, self.cfg, self._decided, self.publish_final)
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
 
@@ -136,6 +163,7 @@ class SessionManager:
             peer.gone.set()
         elif session.state == SessionState.CREATED:
             session.advance(SessionState.ENDED)
+            await self.publish_final(session)
             self._final(session)
 
     async def add_candidates(self, session: Session, candidates: list[TrickleCandidate]
@@ -157,6 +185,7 @@ class SessionManager:
                 if peer is not None:  # connected, but no video track ever came
                     await self.peers.pop(session.id).close()
                 session.advance(SessionState.EXPIRED, now)
+                await self.publish_final(session)
                 self._final(session)
         for session_id in forget:
             self.store.sessions.pop(session_id, None)

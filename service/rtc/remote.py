@@ -4,7 +4,8 @@ A session lives on one replica, its owner: the one holding its peer connection a
 in memory only, its portrait embedding. With shared state (Redis):
 
 - `POST /v1/sessions` on any replica places the session on the least-loaded live
-  replica with room; when that is another one, the creation is forwarded to it
+  replica with room, reserving a slot there at once (service/replica.py); when that
+  is another one, the creation is forwarded to it
   (a signed replica call carrying the original body, so the portrait is decoded and
   embedded on the owner alone) and the owner's answer, with its absolute URLs, is
   returned. Every replica full: 4290 "busy".
@@ -25,7 +26,7 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from service.errors import RateLimited, SessionExpired, SessionLost
+from service.errors import RateLimited, SessionExpired, SessionLost, StateStoreUnavailable
 from service.payload import failure
 from service.replica import Replica
 from service.rtc.directory import Directory
@@ -50,25 +51,39 @@ def base_url(request: web.Request, replica: Replica) -> str:
     return replica.url if replica.clustered else str(request.url.origin())
 
 
-async def place_elsewhere(request: web.Request, replica: Replica, key: str, body: bytes
-                          ) -> web.Response | None:
-    """Where a new session goes: None for here, else the owner's answer to the
-    forwarded creation. RateLimited ("busy") when no live replica has room."""
-    if not replica.clustered:
-        return None
-    for target in await replica.placement():
+async def place(request: web.Request, replica: Replica, key: str, body: bytes
+                ) -> web.Response | str:
+    """Where a new session goes: the slot reserved for it here (create it here), or
+    the answer of the replica it was placed on and forwarded to. A replica that
+    refuses (busy since: draining, its model pool full) or cannot be reached gives its
+    slot back and the next one with room is tried. RateLimited "busy" when no live
+    replica has a free slot; when some had one but refused, the last refusal."""
+    tried: set[str] = set()
+    refusal: web.Response | None = None
+    while (reserved := await replica.reserve(frozenset(tried))) is not None:
+        target, slot = reserved
         if target.id == replica.id:
-            return None
-        answer = await _forward(request, replica, target.url, key, body)
-        if answer is not None:
+            return slot
+        tried.add(target.id)
+        answer = await _forward(request, replica, target.url, key, body, slot)
+        if answer is not None and answer.status == 201:
             return answer
+        try:
+            await replica.release(slot, target.id)
+        except StateStoreUnavailable:
+            pass  # it lapses with its reservation
+        if answer is not None and not _busy(answer):
+            return answer  # the client's own error (a bad portrait, its quota)
+        refusal = answer or refusal
+    if refusal is not None:
+        return refusal
     raise RateLimited("busy: every replica is at capacity, retry shortly")
 
 
-async def _forward(request: web.Request, replica: Replica, url: str, key: str, body: bytes
-                   ) -> web.Response | None:
-    """The owner's answer, or None when it is busy or unreachable (try the next)."""
-    headers = {**replica.signed_headers(key, body),
+async def _forward(request: web.Request, replica: Replica, url: str, key: str, body: bytes,
+                   slot: str) -> web.Response | None:
+    """The owner's answer, or None when it is unreachable."""
+    headers = {**replica.signed_headers(key, body, slot),
                "Content-Type": request.headers.get("Content-Type", "")}
     try:
         async with replica.http().post(f"{url}{FORWARD_PATH}", data=body,
@@ -79,15 +94,15 @@ async def _forward(request: web.Request, replica: Replica, url: str, key: str, b
         log.warning("replica %s unreachable for a new session: %s", url,
                     type(exc).__name__)
         return None
-    if status == RateLimited.http_status and _busy(payload):
-        return None  # full (or draining) since its last heartbeat
     return web.Response(status=status, body=payload, content_type=ctype)
 
 
-def _busy(payload: bytes) -> bool:
-    """A 4290 "busy" (no room), not the key's quota (the same on every replica)."""
+def _busy(answer: web.Response) -> bool:
+    """A 4290 "busy" (no room now), not the key's quota (the same on every replica)."""
+    if answer.status != RateLimited.http_status or not isinstance(answer.body, bytes):
+        return False
     try:
-        return str(json.loads(payload)["messageString"]["value"]).startswith("busy")
+        return str(json.loads(answer.body)["messageString"]["value"]).startswith("busy")
     except (ValueError, KeyError, TypeError):
         return False
 

@@ -17,6 +17,7 @@ read or relayed by service/rtc/remote.py.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from typing import Any
@@ -30,6 +31,7 @@ from service.errors import (
     RateLimited,
     SessionExpired,
     SessionNotFound,
+    StateStoreUnavailable,
     UnsupportedMediaType,
 )
 from service.liveness.challenges import parse_challenges
@@ -73,10 +75,11 @@ def _session_json(request: web.Request, session: Session, token: str,
 
 
 async def _create(request: web.Request, key: str, fields: dict[str, str],
-                  portrait: bytes | None, raw: bytes = b"", forwarded: bool = False
+                  portrait: bytes | None, raw: bytes = b"", forwarded: str | None = None
                   ) -> web.Response:
     """Create the session here, or (replicas sharing state, not `forwarded` to us by
-    another replica) on the least-loaded replica with room (service/rtc/remote.py)."""
+    another replica with the slot it reserved here) on the least-loaded replica with
+    room (service/rtc/remote.py)."""
     state: ServiceState = request.app[STATE]
     cfg = state.config
     manager = request.app[MANAGER]
@@ -93,24 +96,55 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     callback = request.app[WEBHOOKS].accept(fields.get("callback_url"), key)
     await state.wait_ready()
     replica = manager.replica
-    if not forwarded and (elsewhere := await remote.place_elsewhere(request, replica, key,
-                                                                    raw)):
-        return elsewhere
-    if replica.draining:
+    # forwarded without a slot (a replica of an older version): one of our own, which
+    # our heartbeat holds from its next beat
+    slot = forwarded or (secrets.token_hex(8) if forwarded is not None else "")
+    if replica.clustered and forwarded is None:
+        placed = await remote.place(request, replica, key, raw)
+        if isinstance(placed, web.Response):
+            return placed  # the owner's answer
+        slot = placed
+    try:
+        session, token = await _create_here(request, key, challenges, ttl, portrait, slot)
+    except BaseException:
+        with contextlib.suppress(StateStoreUnavailable):
+            await replica.release(slot)  # the placer releases it too: both idempotent
+        raise
+    request.app[WEBHOOKS].register(session.id, callback)
+    bind_session(session.id)
+    return web.json_response(_session_json(request, session, token, manager.ice_servers),
+                             status=201)
+
+
+async def _create_here(request: web.Request, key: str, challenges: list[str], ttl: float,
+                       portrait: bytes | None, slot: str) -> tuple[Session, str]:
+    """The session on this replica, published to every replica before it is answered
+    (read-your-writes: its offer may reach another replica at once). When the store
+    cannot take it, 5030 and nothing is left of it: not the session, not the quota."""
+    state: ServiceState = request.app[STATE]
+    cfg = state.config
+    manager = request.app[MANAGER]
+    if manager.replica.draining:
         raise RateLimited("busy: this replica is shutting down, retry shortly")
     manager.store.check_capacity()  # refuse before spending a portrait's compute
-    if not await manager.shared.take_quota(key, time.time(),
-                                           cfg.sessions.per_key_per_minute, 60.0):
+    ticket = await manager.shared.take_quota(key, time.time(),
+                                             cfg.sessions.per_key_per_minute, 60.0)
+    if not ticket:
         raise RateLimited("too many sessions for this key, retry later")
     embedding, detail = None, None
     if portrait is not None:
         embedding, detail = await state.runtime.run(portrait_embedding, state.runtime,
                                                     portrait, cfg)
-    session, token = manager.store.create(key, challenges, ttl, embedding, detail)
-    request.app[WEBHOOKS].register(session.id, callback)
-    bind_session(session.id)
-    return web.json_response(_session_json(request, session, token, manager.ice_servers),
-                             status=201)
+    session, token = manager.store.create(key, challenges, ttl, embedding, detail,
+                                          slot=slot)
+    try:
+        await manager.publish(session)
+    except BaseException:
+        manager.discard(session)
+        with contextlib.suppress(StateStoreUnavailable):
+            await manager.shared.return_quota(key, ticket)
+        raise
+    return session, token
 
 
 async def create_session(request: web.Request) -> web.Response:
@@ -130,9 +164,9 @@ async def create_forwarded(request: web.Request) -> web.Response:
     replica = request.app[MANAGER].replica
     req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
                              keep_raw=True)
-    key = await replica.check_call(request.headers, req.raw)
+    key, slot = await replica.check_call(request.headers, req.raw)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
-    return await _create(request, key, req.fields, portrait, forwarded=True)
+    return await _create(request, key, req.fields, portrait, forwarded=slot)
 
 
 async def create_demo_session(request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -65,12 +65,14 @@ NO_FRAMES = ClipEvidence(analysed=0, with_face=0, competing=0, events=[], best=N
 
 class StreamRun:
     def __init__(self, session: Session, runtime: ModelRuntime, cfg: Config,
-                 on_done: Callable[[Session], None]) -> None:
+                 on_done: Callable[[Session], None],
+                 publish: Callable[[Session], Awaitable[None]]) -> None:
         self.session = session
         self.runtime = runtime
         self.cfg = cfg
         self.outbox = session.outbox
         self.on_done = on_done
+        self.publish = publish  # the decision to every replica (session directory)
         # the prompts' timing must be unpredictable: the system's random source
         self.script = ChallengeScript(list(session.challenges), cfg.sessions.challenges,
                                       random.SystemRandom())
@@ -291,6 +293,9 @@ class StreamRun:
             log.exception("session decision failed")
             payload = failure(InternalError.status, InternalError.message)
         self.session.result = payload
+        # published before anyone hears of it: a client or backend told "decided" may
+        # read the result from any replica at once
+        await self.publish(self.session)
         self.outbox.send(msg.Result(payload))
         decision_s = time.perf_counter() - started
         self.runtime.metrics.decision_seconds.observe(decision_s)

@@ -123,6 +123,7 @@ class Session:
     offered: bool = False
     result: dict[str, Any] | None = None
     decided_at: float | None = None  # when it reached a final state
+    slot: str = ""  # its placement slot on this replica (service/replica.py), if any
     # told of each state change (the session directory of service/rtc/directory.py)
     on_change: Callable[[Session], None] | None = field(default=None, repr=False)
 
@@ -170,6 +171,13 @@ class SessionStore:
     def active_count(self) -> int:
         return sum(1 for s in self.sessions.values() if s.active)
 
+    def active_slots(self) -> list[str]:
+        return [s.slot for s in self.sessions.values() if s.active and s.slot]
+
+    def discard(self, session: Session) -> None:
+        """Forget a session whose creation failed before it was answered."""
+        self.sessions.pop(session.id, None)
+
     def check_capacity(self) -> None:
         """Raise RateLimited ("busy") when this process takes no more sessions now."""
         if self.active_count() >= self.max_active:
@@ -177,7 +185,7 @@ class SessionStore:
 
     def create(self, key: str, challenges: list[str], ttl_s: float,
                portrait: np.ndarray | None, portrait_detail: dict[str, Any] | None,
-               now: float | None = None) -> tuple[Session, str]:
+               now: float | None = None, slot: str = "") -> tuple[Session, str]:
         now = time.time() if now is None else now
         self.check_capacity()
         token = secrets.token_urlsafe(32)
@@ -186,7 +194,7 @@ class SessionStore:
             token_digest=hashlib.sha256(token.encode()).digest(),
             challenges=challenges, created_at=now, expires_at=now + ttl_s,
             portrait=portrait, portrait_detail=portrait_detail,
-            outbox=Outbox(self.events), on_change=self.on_change,
+            outbox=Outbox(self.events), on_change=self.on_change, slot=slot,
         )
         self.sessions[session.id] = session
         if self.on_change is not None:

@@ -95,9 +95,12 @@ class SharedState(Protocol):
     async def add_failure(self, client: str, now: float, window_s: float) -> None: ...
 
     # --- per-key session quota ---
-    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> bool:
-        """Count one session creation for `key`; False (nothing counted) when `limit`
-        were counted in the last `window_s` seconds."""
+    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> str:
+        """Count one session creation for `key`: a ticket naming it, or "" (nothing
+        counted) when `limit` were counted in the last `window_s` seconds."""
+
+    async def return_quota(self, key: str, ticket: str) -> None:
+        """Uncount a creation that did not happen (the store failed before its answer)."""
 
     # --- session directory and decided results ---
     async def put_sessions(self, records: list[tuple[SessionRecord, float]]) -> None:
@@ -118,3 +121,20 @@ class SharedState(Protocol):
 
     async def leave(self, info: ReplicaInfo) -> None:
         """Withdraw this replica's heartbeat (it is exiting)."""
+
+    # --- placement slots (service/replica.py) ---
+    async def reserve_slot(self, candidates: list[ReplicaInfo], prefer_id: str, slot: str,
+                           hold_s: float) -> ReplicaInfo | None:
+        """In one atomic step: the candidate with the fewest slots taken per unit of
+        capacity that still has one free (`prefer_id` first among equals, then the
+        order given), with `slot` taken on it for `hold_s` seconds; None when every
+        candidate is full. Concurrent reservations see each other (a burst spreads)."""
+
+    async def hold_slots(self, replica_id: str, slots: list[str], hold_s: float) -> None:
+        """Keep (or take again) these slots of `replica_id` for `hold_s` more seconds."""
+
+    async def release_slots(self, replica_id: str, slots: list[str]) -> None:
+        """Give these slots of `replica_id` back (idempotent)."""
+
+    async def slots_taken(self, replica_id: str) -> int:
+        """Slots of `replica_id` taken now (its sessions and reservations in flight)."""

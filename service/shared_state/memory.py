@@ -7,6 +7,7 @@ records and heartbeats are dropped when they expire.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class MemoryState:
     _quota: SlidingCounts = field(default_factory=SlidingCounts)
     _sessions: dict[str, tuple[SessionRecord, float]] = field(default_factory=dict)
     _replicas: dict[str, tuple[ReplicaInfo, float]] = field(default_factory=dict)
+    # per replica id: slot -> until (monotonic)
+    _slots: dict[str, dict[str, float]] = field(default_factory=dict)
 
     async def close(self) -> None:
         return None
@@ -77,11 +80,16 @@ class MemoryState:
     async def add_failure(self, client: str, now: float, window_s: float) -> None:
         self._failures.add(client, now, window_s)
 
-    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> bool:
+    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> str:
         if len(self._quota.recent(key, now, window_s)) >= limit:
-            return False
+            return ""
         self._quota.add(key, now, window_s)
-        return True
+        return repr(now)
+
+    async def return_quota(self, key: str, ticket: str) -> None:
+        times = self._quota.recent(key, float("-inf"), float("inf"))
+        with contextlib.suppress(ValueError):
+            times.remove(float(ticket))
 
     async def put_sessions(self, records: list[tuple[SessionRecord, float]]) -> None:
         now = time.monotonic()
@@ -111,3 +119,52 @@ class MemoryState:
 
     async def leave(self, info: ReplicaInfo) -> None:
         self._replicas.pop(info.url, None)
+
+    def _taken(self, replica_id: str) -> dict[str, float]:
+        now = time.monotonic()
+        slots = self._slots.setdefault(replica_id, {})
+        for slot in [s for s, until in slots.items() if until <= now]:
+            del slots[slot]
+        return slots
+
+    async def reserve_slot(self, candidates: list[ReplicaInfo], prefer_id: str, slot: str,
+                           hold_s: float) -> ReplicaInfo | None:
+        best = pick_least_loaded(candidates, [len(self._taken(c.id)) for c in candidates],
+                                 prefer_id)
+        if best is not None:
+            self._taken(best.id)[slot] = time.monotonic() + hold_s
+        return best
+
+    async def hold_slots(self, replica_id: str, slots: list[str], hold_s: float) -> None:
+        taken = self._taken(replica_id)
+        for slot in slots:
+            taken[slot] = time.monotonic() + hold_s
+
+    async def release_slots(self, replica_id: str, slots: list[str]) -> None:
+        taken = self._taken(replica_id)
+        for slot in slots:
+            taken.pop(slot, None)
+
+    async def slots_taken(self, replica_id: str) -> int:
+        return len(self._taken(replica_id))
+
+
+def pick_least_loaded(candidates: list[ReplicaInfo], taken: list[int], prefer_id: str
+                      ) -> ReplicaInfo | None:
+    """The candidate with a free slot and the fewest taken per unit of capacity
+    (`prefer_id` first among equals, then the order given); the rule the Redis
+    backend's script applies (service/shared_state/redis.py)."""
+    best: tuple[ReplicaInfo, int] | None = None
+    for info, used in zip(candidates, taken, strict=True):
+        if info.draining or used >= info.capacity:
+            continue
+        if best is None:
+            best = (info, used)
+            continue
+        held, held_used = best
+        # used / capacity < held_used / held.capacity, without division
+        lower, equal = (used * held.capacity < held_used * info.capacity,
+                        used * held.capacity == held_used * info.capacity)
+        if lower or (equal and info.id == prefer_id):
+            best = (info, used)
+    return best[0] if best is not None else None

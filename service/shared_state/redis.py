@@ -10,6 +10,10 @@ Keys (all under `replicas.key_prefix`, all with a TTL, so nothing outlives its u
                                    expiry, and the decision payload once decided
     replica:{url}      string      the replica's heartbeat (JSON: id, url, load), PX TTL
     replicas           set         the URLs that sent heartbeats (pruned as they expire)
+    slots:{replica id} sorted set  placement slots taken on that replica (its sessions and
+                                   reservations in flight; scores: until when, on the
+                                   Redis clock), taken by a Lua script that picks the
+                                   least-loaded replica, so a burst spreads
 
 One round trip per operation (pipelines where there are several commands). Redis down
 or unreachable: every operation raises StateStoreUnavailable after at most
@@ -46,6 +50,44 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
 return 1
 """
+# Scores of the slot sets are milliseconds on Redis's own clock (TIME): one clock for
+# every replica. Reserve: KEYS = the candidates' slot sets; ARGV = hold_ms, slot, the
+# preferred candidate's index (1-based, 0: none), then each candidate's capacity (0
+# when it takes no sessions). Returns the chosen index, 0 when every one is full.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function keep(key, hold)
+  if redis.call('PTTL', key) < hold then redis.call('PEXPIRE', key, hold) end
+end
+"""
+_RESERVE_SLOT = _NOW_MS + """
+local hold, prefer = tonumber(ARGV[1]), tonumber(ARGV[3])
+local best, best_used, best_cap = 0, 0, 1
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local used, cap = redis.call('ZCARD', key), tonumber(ARGV[3 + i])
+  if used < cap and (best == 0 or used * best_cap < best_used * cap
+      or (used * best_cap == best_used * cap and i == prefer)) then
+    best, best_used, best_cap = i, used, cap
+  end
+end
+if best > 0 then
+  redis.call('ZADD', KEYS[best], now + hold, ARGV[2])
+  keep(KEYS[best], hold)
+end
+return best
+"""
+# KEYS[1] = a replica's slot set; ARGV = hold_ms, then the slots to hold.
+_HOLD_SLOTS = _NOW_MS + """
+local hold = tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now + hold, ARGV[i]) end
+keep(KEYS[1], hold)
+return 0
+"""
+_SLOTS_TAKEN = _NOW_MS + """
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"""
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -64,6 +106,9 @@ class RedisState:
             socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
         self._take_quota = self.redis.register_script(_TAKE_QUOTA)
+        self._reserve_slot = self.redis.register_script(_RESERVE_SLOT)
+        self._hold_slots = self.redis.register_script(_HOLD_SLOTS)
+        self._slots_taken = self.redis.register_script(_SLOTS_TAKEN)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -97,12 +142,16 @@ class RedisState:
             pipe.pexpire(key, _ms(window_s))
             await pipe.execute()
 
-    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> bool:
+    async def take_quota(self, key: str, now: float, limit: int, window_s: float) -> str:
+        ticket = f"{now}:{secrets.token_hex(4)}"
         async with self._store():
             taken = await self._take_quota(keys=[self._k("quota", key)],
-                                           args=[now, window_s, limit,
-                                                 f"{now}:{secrets.token_hex(4)}"])
-        return bool(taken)
+                                           args=[now, window_s, limit, ticket])
+        return ticket if taken else ""
+
+    async def return_quota(self, key: str, ticket: str) -> None:
+        async with self._store():
+            await self.redis.zrem(self._k("quota", key), ticket)
 
     async def put_sessions(self, records: list[tuple[SessionRecord, float]]) -> None:
         async with self._store(), self.redis.pipeline(transaction=False) as pipe:
@@ -158,3 +207,30 @@ class RedisState:
             pipe.delete(self._k("replica", info.url))
             pipe.srem(self._k("replicas"), info.url)
             await pipe.execute()
+
+    async def reserve_slot(self, candidates: list[ReplicaInfo], prefer_id: str, slot: str,
+                           hold_s: float) -> ReplicaInfo | None:
+        if not candidates:
+            return None
+        prefer = next((i + 1 for i, c in enumerate(candidates) if c.id == prefer_id), 0)
+        capacities = [0 if c.draining else c.capacity for c in candidates]
+        async with self._store():
+            chosen = int(await self._reserve_slot(
+                keys=[self._k("slots", c.id) for c in candidates],
+                args=[_ms(hold_s), slot, prefer, *capacities]))
+        return candidates[chosen - 1] if chosen else None
+
+    async def hold_slots(self, replica_id: str, slots: list[str], hold_s: float) -> None:
+        async with self._store():
+            await self._hold_slots(keys=[self._k("slots", replica_id)],
+                                   args=[_ms(hold_s), *slots])
+
+    async def release_slots(self, replica_id: str, slots: list[str]) -> None:
+        if not slots:
+            return
+        async with self._store():
+            await self.redis.zrem(self._k("slots", replica_id), *slots)
+
+    async def slots_taken(self, replica_id: str) -> int:
+        async with self._store():
+            return int(await self._slots_taken(keys=[self._k("slots", replica_id)]))
