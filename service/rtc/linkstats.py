@@ -1,0 +1,138 @@
+"""The receive side's health: what the link measured, and keyframes asked for on time.
+
+What aiortc (1.16) does by itself on a lossy link, read in its rtcrtpreceiver.py and
+jitterbuffer.py: the video receiver sends an RTCP NACK once for each hole in the
+sequence numbers, and the aiortc or browser sender retransmits (as RTX when
+negotiated; our answer keeps video/rtx). It sends a PLI (keyframe request) when the
+decoder fails on a frame, and when its 512-packet jitter buffer overflows. What it
+does not do: NACK a hole again when the NACK or the retransmission is lost too. The
+jitter buffer then waits at the hole, and every later frame with it, until 512 more
+packets came (seconds of frozen video at a camera's packet rate), then asks for a
+keyframe. Over 10% loss that happens several times a second.
+
+So `KeyframeWatch` watches the decoded frames: when none came for `keyframe_after_s`
+while packets still arrive, it drops the incomplete frame stuck at the head of the
+jitter buffer (the later ones can assemble again; the decoder reports the broken
+references and aiortc asks for a keyframe too) and sends a PLI itself, again at most
+every `keyframe_every_s` while the stall lasts. The jitter buffer is aiortc's private
+state (aiortc is pinned in pyproject.toml for that reason); if its layout changes, the
+watch degrades to PLIs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver
+
+from service.rtc.stalls import LinkSample, NetworkParams
+
+log = logging.getLogger("service.rtc")
+
+
+class LinkMonitor:
+    """Samples an aiortc receiver's statistics (RTP counts and loss of the video
+    stream, datagrams on its transport) and remembers when datagrams last came."""
+
+    def __init__(self, pc: RTCPeerConnection, receiver: RTCRtpReceiver) -> None:
+        self.pc = pc
+        self.receiver = receiver
+        self.connected = False
+        self._received = 0
+        self._received_at = time.monotonic()
+        self.keyframes_asked = 0
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "connected":
+                self.connected = True
+
+    async def sample(self) -> LinkSample:
+        if self.pc.connectionState == "connected":
+            self.connected = True
+        try:
+            report = await self.receiver.getStats()
+        except Exception:  # a closed transport has no statistics: what we had stands
+            report = {}
+        received = self._received
+        for stats in report.values():
+            if stats.type == "transport":
+                received = stats.packetsReceived
+        now = time.monotonic()
+        if received != self._received:
+            self._received, self._received_at = received, now
+        # aiortc's report files every RTP stream of a receiver under one id (the last
+        # one wins, often the RTX stream): the video stream's counters are read from
+        # the receiver itself, the retransmission streams left out
+        streams = getattr(self.receiver, "_RTCRtpReceiver__remote_streams", {})
+        rtx = set(getattr(self.receiver, "_RTCRtpReceiver__rtx_ssrc", {}))
+        video = max((s for ssrc, s in streams.items() if ssrc not in rtx),
+                    key=lambda s: s.packets_received, default=None)
+        return LinkSample(
+            connected=self.connected, received=received, silent_s=now - self._received_at,
+            rtp_packets=video.packets_received if video else 0,
+            rtp_lost=max(0, video.packets_lost) if video else 0,
+            jitter_ms=1000 * video.jitter / 90000 if video else 0.0,  # video clock
+            keyframes_asked=self.keyframes_asked)
+
+
+def _media_ssrc(receiver: RTCRtpReceiver) -> int | None:
+    sources = receiver.getSynchronizationSources()
+    rtx = set(getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}))
+    media = [s.source for s in sources if s.source not in rtx]
+    return media[0] if media else None
+
+
+def _skip_stuck_frame(receiver: RTCRtpReceiver) -> bool:
+    """Drop the incomplete frame at the head of aiortc's jitter buffer (see the module
+    docstring); True if there was one."""
+    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    packets = getattr(buffer, "_packets", None)
+    origin = getattr(buffer, "_origin", None)
+    if buffer is None or packets is None or origin is None or \
+            not hasattr(buffer, "smart_remove"):
+        return False
+    capacity = len(packets)
+    # the first hole from the head, with packets after it (a frame stuck behind it)
+    hole = next((i for i in range(capacity) if packets[(origin + i) % capacity] is None),
+                None)
+    if hole is None or not any(packets[(origin + i) % capacity] is not None
+                               for i in range(hole, capacity)):
+        return False
+    buffer.smart_remove(hole + 1)  # up to the next frame's first packet
+    return True
+
+
+async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
+                         last_frame: Callable[[], float], params: NetworkParams) -> None:
+    """Ask for a keyframe as soon as decoding breaks (see the module docstring);
+    `last_frame()`: monotonic time of the last decoded frame (0: none yet). Runs until
+    cancelled (with the peer's other tasks)."""
+    asked_at = 0.0
+    packets_at_ask = -1
+    period = min(0.1, params.keyframe_after_s / 2)
+    while True:
+        await asyncio.sleep(period)
+        last = last_frame()
+        now = time.monotonic()
+        if not last or now - last < params.keyframe_after_s \
+                or now - asked_at < params.keyframe_every_s:
+            continue
+        sample = await monitor.sample()
+        if sample.rtp_packets == packets_at_ask:
+            continue  # nothing came since the last request: a blackout, not a hole
+        ssrc = _media_ssrc(receiver)
+        if ssrc is None:
+            continue
+        skipped = _skip_stuck_frame(receiver)
+        try:
+            await receiver._send_rtcp_pli(ssrc)
+        except Exception:  # the transport closed under us: the session is ending
+            return
+        monitor.keyframes_asked += 1
+        asked_at, packets_at_ask = now, sample.rtp_packets
+        log.debug("keyframe asked (%.2f s without a frame, stuck frame dropped: %s)",
+                  now - last, skipped)
