@@ -33,7 +33,6 @@ PERSON = ("mouth/grid/lbax4n.mpg", (55, 75),
 async def net_server() -> AsyncIterator:
     server = await start_server(make_config(
         sessions__media_timeout_s=4.0, sessions__max_active=4, sessions__ttl_s=60.0,
-        sessions__network__max_stalled_s=3.0,
         sessions__challenges__actions=("eyes_closed", "mouth_open")))
     yield server
     await server.close()
@@ -126,8 +125,8 @@ async def test_a_long_blackout_answers_network_not_a_verdict(http, url):
     assert payload["infoList"] == []
     detail = payload["detail"]
     assert detail["reasons"] == ["network"] and detail["ended_by"] == "network"
-    # frozen past the 3 s this server tolerates; the loss was measured before it
-    assert detail["network"]["frozen_s"] > 3.0
+    # frozen past the 8 s a session tolerates; the packets before it were counted
+    assert detail["network"]["frozen_s"] > 8.0
     assert detail["network"]["connected"] and detail["network"]["rtp_packets"] > 0
 
 

@@ -10,13 +10,16 @@ jitter buffer then waits at the hole, and every later frame with it, until 512 m
 packets came (seconds of frozen video at a camera's packet rate), then asks for a
 keyframe. Over 10% loss that happens several times a second.
 
-So `KeyframeWatch` watches the decoded frames: when none came for `keyframe_after_s`
+So `keyframe_watch` watches the decoded frames: when none came for `keyframe_after_s`
 while packets still arrive, it drops the incomplete frame stuck at the head of the
-jitter buffer (the later ones can assemble again; the decoder reports the broken
-references and aiortc asks for a keyframe too) and sends a PLI itself, again at most
-every `keyframe_every_s` while the stall lasts. The jitter buffer is aiortc's private
-state (aiortc is pinned in pyproject.toml for that reason); if its layout changes, the
-watch degrades to PLIs only.
+jitter buffer (the later ones can assemble again) and sends a PLI itself, again at most
+every `keyframe_every_s` while the stall lasts. The frames after a dropped one refer to
+it: decoded, they would be smeared pictures whose landmarks read anything (an eye
+"closed", a mouth "open"), so `KeyframeGate` keeps them from the decoder until the
+keyframe comes (at most `keyframe_wait_s`: a sender that ignores PLIs sends one at its
+next group of pictures). The jitter buffer and the decoder queue are aiortc's private
+state (aiortc is pinned in pyproject.toml for that reason); if their layout changes,
+the watch degrades to PLIs only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 
@@ -79,6 +83,51 @@ class LinkMonitor:
             keyframes_asked=self.keyframes_asked)
 
 
+def is_keyframe(mime: str, data: bytes) -> bool | None:
+    """Whether an encoded frame (as aiortc's depayloader assembled it) is a keyframe;
+    None for a codec not known here. VP8: the frame tag's first bit is 0 (RFC 6386
+    section 9.1). H.264: an IDR slice or a sequence parameter set (NAL types 5, 7)
+    after an Annex B start code."""
+    codec = mime.lower()
+    if codec == "video/vp8":
+        return bool(data) and data[0] & 1 == 0
+    if codec == "video/h264":
+        at = data.find(b"\x00\x00\x01")
+        while at >= 0 and at + 3 < len(data):
+            if data[at + 3] & 0x1F in (5, 7):
+                return True
+            at = data.find(b"\x00\x00\x01", at + 3)
+        return False
+    return None
+
+
+class KeyframeGate:
+    """Holds encoded frames back from the decoder, once told a frame was dropped,
+    until a keyframe (or `wait_s` passed); see the module docstring."""
+
+    def __init__(self, receiver: RTCRtpReceiver, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.until = 0.0  # monotonic; frames are held until a keyframe before this
+        self.held = 0
+        decoder_queue = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+        if decoder_queue is None:
+            return
+        put = decoder_queue.put
+
+        def gated(item: Any, *args: Any, **kwargs: Any) -> None:
+            if item is not None and time.monotonic() < self.until:
+                codec, frame = item
+                if is_keyframe(codec.mimeType, frame.data) is False:
+                    self.held += 1
+                    return
+                self.until = 0.0
+            put(item, *args, **kwargs)
+        decoder_queue.put = gated
+
+    def hold(self) -> None:
+        self.until = time.monotonic() + self.wait_s
+
+
 def _media_ssrc(receiver: RTCRtpReceiver) -> int | None:
     sources = receiver.getSynchronizationSources()
     rtx = set(getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {}))
@@ -111,6 +160,7 @@ async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
     """Ask for a keyframe as soon as decoding breaks (see the module docstring);
     `last_frame()`: monotonic time of the last decoded frame (0: none yet). Runs until
     cancelled (with the peer's other tasks)."""
+    gate = KeyframeGate(receiver, params.keyframe_wait_s)
     asked_at = 0.0
     packets_at_ask = -1
     period = min(0.1, params.keyframe_after_s / 2)
@@ -128,6 +178,8 @@ async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
         if ssrc is None:
             continue
         skipped = _skip_stuck_frame(receiver)
+        if skipped:
+            gate.hold()
         try:
             await receiver._send_rtcp_pli(ssrc)
         except Exception:  # the transport closed under us: the session is ending

@@ -46,6 +46,10 @@ class NetworkParams:
     # again at most this often while it lasts (the PLI or the keyframe may be lost).
     keyframe_after_s: float = 0.25
     keyframe_every_s: float = 0.5
+    # After a frame was dropped, later frames wait for a keyframe this long at most
+    # (one group of pictures of a sender that ignores PLIs; 2 s is FFmpeg's -g 30 at
+    # 15 fps): undecodable references would give smeared pictures.
+    keyframe_wait_s: float = 2.0
     # A face is in view but no prompt could be delivered yet: the client offered a
     # data channel that is still opening. Over 3% loss its DTLS and SCTP handshakes
     # need retransmissions (SCTP's first is 3 s later), and prompts went out to nobody
