@@ -231,6 +231,17 @@ def report(tallies: list[Tally]) -> None:
         print(tally.row())
 
 
+def udp_receive_buffer_drops() -> int | None:
+    """Datagrams this machine's kernel dropped for full socket buffers (Linux
+    /proc/net/snmp RcvbufErrors, all processes): on a busy machine the event loops read
+    their sockets late, and that loss is not the impairment's."""
+    try:
+        lines = [line.split() for line in open("/proc/net/snmp") if line.startswith("Udp:")]
+        return int(lines[1][lines[0].index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--honest", type=int, default=20, help="honest sessions per cell")
@@ -244,6 +255,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print every session")
     args = parser.parse_args()
     started = time.monotonic()
+    drops = udp_receive_buffer_drops()
     if args.url:
         tallies = asyncio.run(run_all(args, args.url))
     else:
@@ -256,6 +268,10 @@ def main() -> None:
     print(f"\n{sum(len(t.outcomes) for t in tallies)} sessions in "
           f"{(time.monotonic() - started) / 60:.1f} min, concurrency {args.concurrency}, "
           f"seed {args.seed}")
+    after = udp_receive_buffer_drops()
+    if drops is not None and after is not None:
+        print(f"UDP datagrams the kernel dropped for full receive buffers meanwhile (all "
+              f"processes of the machine): {after - drops}")
 
 
 if __name__ == "__main__":

@@ -135,56 +135,68 @@ def _media_ssrc(receiver: RTCRtpReceiver) -> int | None:
     return media[0] if media else None
 
 
-def _skip_stuck_frame(receiver: RTCRtpReceiver) -> bool:
-    """Drop the incomplete frame at the head of aiortc's jitter buffer (see the module
-    docstring); True if there was one."""
+def stuck_hole(receiver: RTCRtpReceiver) -> int | None:
+    """The sequence number of the first missing packet in aiortc's jitter buffer with
+    packets after it (a frame waiting for it), or None."""
     buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
     packets = getattr(buffer, "_packets", None)
     origin = getattr(buffer, "_origin", None)
-    if buffer is None or packets is None or origin is None or \
-            not hasattr(buffer, "smart_remove"):
-        return False
+    if packets is None or origin is None:
+        return None
     capacity = len(packets)
-    # the first hole from the head, with packets after it (a frame stuck behind it)
     hole = next((i for i in range(capacity) if packets[(origin + i) % capacity] is None),
                 None)
     if hole is None or not any(packets[(origin + i) % capacity] is not None
                                for i in range(hole, capacity)):
+        return None
+    return (origin + hole) & 0xFFFF
+
+
+def _skip_stuck_frame(receiver: RTCRtpReceiver) -> bool:
+    """Drop the incomplete frame at the head of aiortc's jitter buffer, up to the first
+    packet of the next frame after its hole (see the module docstring); True if there
+    was one."""
+    buffer = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    hole = stuck_hole(receiver)
+    if hole is None or not hasattr(buffer, "smart_remove"):
         return False
-    buffer.smart_remove(hole + 1)  # up to the next frame's first packet
+    buffer.smart_remove(((hole - buffer._origin) & 0xFFFF) + 1)
     return True
 
 
 async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
                          last_frame: Callable[[], float], params: NetworkParams) -> None:
-    """Ask for a keyframe as soon as decoding breaks (see the module docstring);
-    `last_frame()`: monotonic time of the last decoded frame (0: none yet). Runs until
-    cancelled (with the peer's other tasks)."""
+    """Ask for a keyframe as soon as decoding breaks (see the module docstring): when
+    no frame decoded for `keyframe_after_s` and the same hole has held the jitter
+    buffer that long (a late or retransmitted packet fills a hole sooner: with 150 ms
+    of jitter, acting on any hole at once dropped frames that were about to complete,
+    and the keyframes asked for were reordered in turn). `last_frame()`: monotonic time
+    of the last decoded frame (0: none yet). Runs until cancelled (with the peer's
+    other tasks)."""
     gate = KeyframeGate(receiver, params.keyframe_wait_s)
     asked_at = 0.0
-    packets_at_ask = -1
-    period = min(0.1, params.keyframe_after_s / 2)
+    hole: int | None = None
+    hole_since = 0.0
     while True:
-        await asyncio.sleep(period)
-        last = last_frame()
+        await asyncio.sleep(0.1)
         now = time.monotonic()
-        if not last or now - last < params.keyframe_after_s \
+        current = stuck_hole(receiver)
+        if current != hole:
+            hole, hole_since = current, now
+        last = last_frame()
+        if hole is None or not last or now - last < params.keyframe_after_s \
+                or now - hole_since < params.keyframe_after_s \
                 or now - asked_at < params.keyframe_every_s:
             continue
-        sample = await monitor.sample()
-        if sample.rtp_packets == packets_at_ask:
-            continue  # nothing came since the last request: a blackout, not a hole
         ssrc = _media_ssrc(receiver)
-        if ssrc is None:
+        if ssrc is None or not _skip_stuck_frame(receiver):
             continue
-        skipped = _skip_stuck_frame(receiver)
-        if skipped:
-            gate.hold()
+        gate.hold()
         try:
             await receiver._send_rtcp_pli(ssrc)
         except Exception:  # the transport closed under us: the session is ending
             return
         monitor.keyframes_asked += 1
-        asked_at, packets_at_ask = now, sample.rtp_packets
-        log.debug("keyframe asked (%.2f s without a frame, stuck frame dropped: %s)",
-                  now - last, skipped)
+        asked_at, hole = now, None
+        log.debug("keyframe asked: %.2f s without a frame, the frame stuck behind a "
+                  "hole dropped", now - last)

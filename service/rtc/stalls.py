@@ -41,10 +41,12 @@ class NetworkParams:
     # Prompted challenges that may begin again after stalls. Each is a new random
     # pause and prompt: a recording gets one more chance at the timing per restart.
     max_restarts: int = 3
-    # The receiver asks the sender for a keyframe (RTCP PLI) when no frame decoded for
-    # this long while packets still come (a hole retransmission did not fill), and
-    # again at most this often while it lasts (the PLI or the keyframe may be lost).
-    keyframe_after_s: float = 0.25
+    # The receiver drops the frame stuck behind a hole and asks the sender for a
+    # keyframe (RTCP PLI) when no frame decoded for this long and the same hole held
+    # the jitter buffer as long (NACK repairs a loss within a round trip: ~0.1 s at
+    # 50 ms of jitter, up to ~0.35 s at 150 ms), again at most this often while it
+    # lasts (the PLI or the keyframe may be lost).
+    keyframe_after_s: float = 0.4
     keyframe_every_s: float = 0.5
     # After a frame was dropped, later frames wait for a keyframe this long at most
     # (one group of pictures of a sender that ignores PLIs; 2 s is FFmpeg's -g 30 at
