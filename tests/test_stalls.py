@@ -58,3 +58,9 @@ def test_the_network_answer_says_network_with_loss_and_freeze_time():
     assert payload["messageString"]["value"].startswith("network")
     assert "8.0 s frozen" in payload["messageString"]["value"]
     assert payload["infoList"] == [] and payload["detail"]["reasons"] == ["network"]
+
+
+def test_a_frozen_stream_cut_short_by_the_media_timeout_is_network_too():
+    # a connected link whose datagrams stopped when the video did
+    blackout = LinkSample(connected=True, received=400, rtp_packets=300, silent_s=4.0)
+    assert failed_by_network("no video received", 45, blackout, P)

@@ -54,6 +54,13 @@ class LinkMonitor:
             if pc.connectionState == "connected":
                 self.connected = True
 
+    async def watch(self, period_s: float = 0.25) -> None:
+        """Sample every `period_s` (until cancelled, with the peer's other tasks), so
+        `silent_s` says when datagrams last came, not when someone last asked."""
+        while True:
+            await asyncio.sleep(period_s)
+            await self.sample()
+
     async def sample(self) -> LinkSample:
         if self.pc.connectionState == "connected":
             self.connected = True
@@ -177,14 +184,15 @@ async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
     asked_at = 0.0
     hole: int | None = None
     hole_since = 0.0
+    started = time.monotonic()  # a first keyframe that never completes counts too
     while True:
         await asyncio.sleep(0.1)
         now = time.monotonic()
         current = stuck_hole(receiver)
         if current != hole:
             hole, hole_since = current, now
-        last = last_frame()
-        if hole is None or not last or now - last < params.keyframe_after_s \
+        last = last_frame() or started
+        if hole is None or now - last < params.keyframe_after_s \
                 or now - hole_since < params.keyframe_after_s \
                 or now - asked_at < params.keyframe_every_s:
             continue

@@ -103,6 +103,7 @@ class SessionManager:
                             channel_offered="\nm=application " in offer_sdp)
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
+            peer.tasks.append(asyncio.create_task(link.watch(), name="link"))
             peer.tasks.append(asyncio.create_task(keyframe_watch(
                 receiver, link, lambda: intake.last_arrival, self.cfg.sessions.network),
                 name="keyframes"))

@@ -148,7 +148,8 @@ class StreamRun:
                 return "peer disconnected"
             if time.monotonic() >= deadline:
                 return "session deadline"
-            if self.begun and (ended := self._send(self.script.tick(self._clock(intake)))):
+            if self.begun and not self._video_late(intake) and (
+                    ended := self._send(self.script.tick(self.now()))):
                 return ended
             if (ended := self._done()):
                 return ended
@@ -190,14 +191,12 @@ class StreamRun:
             if (ended := self._react(report)):
                 return ended
 
-    def _clock(self, intake: LatestFrame) -> float:
-        """The challenge clock: the session's, but never more than a stall's length
-        ahead of the last frame, so no prompt, release or timeout is judged on video
-        that did not come (it stops while the video stalls)."""
-        now = self.now()
-        if not intake.last_arrival:
-            return now
-        return min(now, intake.last_arrival - self.t0 + self.cfg.sessions.network.stall_after_s)
+    def _video_late(self, intake: LatestFrame) -> bool:
+        """Is the last frame older than a stall? Then the challenge clock stops: no
+        prompt, release or timeout is judged on video that did not come (prompts and
+        releases keep the time they are really sent)."""
+        last = intake.last_arrival
+        return bool(last) and time.monotonic() - last >= self.cfg.sessions.network.stall_after_s
 
     def _stalled(self, intake: LatestFrame) -> str:
         """No frame this pass: a stall (once the script runs) is told to the client;
