@@ -41,6 +41,13 @@ class LowQuality(ApiError):
     status, http_status, message = "4005", 200, "face too small or image quality too low"
 
 
+class NetworkUnstable(ApiError):
+    """A streaming session the network failed (service/rtc/stalls.py): no verdict on
+    the person; the client retries."""
+
+    status, http_status, message = "4007", 200, "network: the connection was too unstable"
+
+
 class UnknownType(ApiError):
     status, http_status, message = "4006", 400, "unknown typeId"
 

@@ -33,6 +33,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from netimpair import Link, impair_peer
 from service.client import signed_fields
 
 
@@ -227,6 +228,9 @@ class WhipClient:
     # gather only TURN relay candidates (W3C iceTransportPolicy "relay"), as a client
     # behind a strict NAT or a locked-down network effectively does
     relay_only: bool = False
+    # a user-space network impairment on everything the peer sends and receives
+    # (tests/netimpair.py): RTP, RTCP, the data channel and ICE
+    link: Link | None = None
 
     async def connect(self, track: MediaStreamTrack, data_channel: bool = True) -> int:
         """Offer, POST, answer; returns the WHIP HTTP status (201 when accepted)."""
@@ -254,6 +258,8 @@ class WhipClient:
         transceiver.setCodecPreferences(
             [c for c in codecs if c.mimeType in (f"video/{self.codec}", "video/rtx")])
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.link is not None:
+            impair_peer(self.pc, self.link)
         async with self.http.post(self.session["whip_url"], data=self.pc.localDescription.sdp,
                                   headers={"Content-Type": "application/sdp",
                                            "Authorization": f"Bearer {self.token}"}) as resp:
@@ -291,6 +297,8 @@ class WhipClient:
     async def hang_up(self) -> None:
         if self.pc is not None:
             await self.pc.close()
+        if self.link is not None:
+            self.link.close()
 
     async def delete(self) -> int:
         url = self.session["whip_url"]

@@ -659,3 +659,75 @@ def test_reels_still_fail_at_the_lower_rate(on_s, gap_s):
         script, _ = drive(pick_challenges(3, rng), reel(on_s, gap_s, rng.uniform(0, 20)),
                           seed=seed, waiting_fps=WAITING_FPS)
         assert script.finished and not script.passed
+
+
+# --- a stall of the video (ChallengeScript.resume, service/rtc/stalls.py) --------------
+
+
+def step(script: ChallengeScript, t: float, *on: str) -> list[Event]:
+    """One pass of the runner: the clock, then a frame showing `on`."""
+    return script.tick(t) + script.observe(frame(t, *on))
+
+
+def first_prompt(script: ChallengeScript, t: float = 0.0) -> float:
+    script.begin(t)
+    while not any(isinstance(e, Prompt) for e in step(script, t)):
+        t = round(t + 0.1, 3)
+    return t
+
+
+def test_a_stall_in_a_hold_begins_the_challenge_again_after_the_person_let_go():
+    script = ChallengeScript(["eyes_closed", "mouth_open"], PARAMS, random.Random(3))
+    prompted = first_prompt(script)
+    t = prompted
+    while t < prompted + 2.0:  # shut from 0.5 s after the prompt: a hold under way
+        t = round(t + 0.1, 3)
+        step(script, t, *(["eyes_closed"] if t >= prompted + 0.5 else []))
+    # the video stalls for 3 s (no tick, no frame), then the eyes are still shut
+    t += 3.0
+    assert script.resume(t) == [Release(0, "eyes_closed")]
+    record = script.to_json()[0]
+    assert record["restarts"] == 1 and record["prompted_at"] is None
+    # no prompt while the eyes stay shut, however long (up to the bound) ...
+    for _ in range(20):
+        t = round(t + 0.1, 3)
+        assert not any(isinstance(e, Prompt) for e in step(script, t, "eyes_closed"))
+    # ... then, the eyes open for a while, a fresh pause and the same prompt again
+    events: list[Event] = []
+    opened = t
+    while not events:
+        t = round(t + 0.1, 3)
+        events = step(script, t)
+    assert events == [Prompt(0, 2, "eyes_closed", 2500)]
+    assert t - opened >= PARAMS.onset_min_s + PARAMS.pause_min_s - 0.1
+    # and it is judged as usual from there: a reaction, a hold, a release
+    reprompted = t
+    while not script.finished or script.to_json()[0]["met_at"] is None:
+        t = round(t + 0.1, 3)
+        released = script.to_json()[0]["release_at"]
+        shut = t >= reprompted + 0.6 and (released is None or t < released + 0.6)
+        events = step(script, t, *(["eyes_closed"] if shut else []))
+        if any(isinstance(e, Met) for e in events) or t > reprompted + 10:
+            break
+    assert script.to_json()[0]["met_at"] is not None, script.to_json()[0]
+    assert script.failure is None
+
+
+def test_a_stall_before_any_prompt_only_draws_a_fresh_pause():
+    script = ChallengeScript(["eyes_closed"], PARAMS, random.Random(4))
+    script.begin(0.0)
+    step(script, 0.1)
+    assert script.resume(2.0) == []  # nothing was asked: nothing to release
+    assert script.restarts == 0 and script.to_json()[0]["restarts"] == 0
+
+
+def test_a_failed_challenge_stays_failed_after_a_stall():
+    script = ChallengeScript(["eyes_closed"], PARAMS, random.Random(5))
+    prompted = first_prompt(script)
+    t = prompted
+    events: list[Event] = []
+    while not events:  # shut 0.1 s after the prompt: no one reacts that fast
+        t = round(t + 0.1, 3)
+        events = step(script, t, "eyes_closed")
+    assert events == [Failed(0, "eyes_closed", "too_early")]
+    assert script.resume(t + 3.0) == [] and script.finished and not script.passed

@@ -180,7 +180,11 @@ function showResult(payload) {
   let verdict;
   let title;
   let text;
-  if (status !== '2000') {
+  if (status === '4007') { // the network failed the session: no verdict on the person
+    verdict = 'fail';
+    title = P.networkTitle;
+    text = P.networkText;
+  } else if (status !== '2000') {
     verdict = 'fail';
     title = P.noDecisionTitle;
     text = format(P.noDecisionText, { reason: payload?.messageString?.value || P.noDecision });

@@ -69,6 +69,7 @@ export const MESSAGES = {
       'too bright': 'Too much light. Move away from the lamp or window behind you.',
       'hold still': 'Hold still.',
       'several faces': 'Only one person should be in view.',
+      unstable: 'Your connection is unstable. Hold on, or move to a better signal.',
     },
     widget: {
       starting: 'Starting the camera…',
@@ -135,6 +136,8 @@ export const MESSAGES = {
       noDecisionTitle: "We couldn't complete the check",
       noDecision: 'No decision was made',
       noDecisionText: '{reason}. Try again in good light, facing the camera.',
+      networkTitle: 'Your connection is unstable',
+      networkText: 'The video did not get through well enough to decide. Move to a better signal (or Wi-Fi) and try again.',
       verified: "You're verified",
       liveAndSame: 'A live person was seen, and it is the person on the ID photo.',
       live: 'A live person was seen.',
@@ -222,6 +225,7 @@ export const MESSAGES = {
       'too bright': 'Zu viel Licht. Gehen Sie weg von der Lampe oder dem Fenster hinter Ihnen.',
       'hold still': 'Halten Sie still.',
       'several faces': 'Nur eine Person sollte zu sehen sein.',
+      unstable: 'Ihre Verbindung ist instabil. Bitte warten Sie oder suchen Sie besseren Empfang.',
     },
     widget: {
       starting: 'Kamera wird gestartet…',
@@ -286,6 +290,8 @@ export const MESSAGES = {
       noDecisionTitle: 'Die Prüfung konnte nicht abgeschlossen werden',
       noDecision: 'Es wurde keine Entscheidung getroffen',
       noDecisionText: '{reason}. Versuchen Sie es bei gutem Licht erneut, mit dem Gesicht zur Kamera.',
+      networkTitle: 'Ihre Verbindung ist instabil',
+      networkText: 'Das Video kam nicht gut genug an, um zu entscheiden. Suchen Sie besseren Empfang (oder WLAN) und versuchen Sie es erneut.',
       verified: 'Sie sind verifiziert',
       liveAndSame: 'Ein lebender Mensch wurde erkannt, und es ist die Person auf dem Ausweisfoto.',
       live: 'Ein lebender Mensch wurde erkannt.',

@@ -589,6 +589,9 @@ export async function start({
         emit(msg);
         if (msg.type === 'progress') {
           view.setHints(msg.hints, msg.faces);
+        } else if (msg.type === 'connection') {
+          // the video stalled: the service paused the challenge clock (README, Unreliable networks)
+          view.setHints(msg.state === 'unstable' ? ['unstable'] : [], 1);
         } else if (msg.type === 'challenge') {
           view.challenge(msg, total);
         } else if (msg.type === 'release') {

@@ -292,6 +292,7 @@ class _Challenge:
     first_off: float | None = None  # first frame after the release reading it off
     met_at: float | None = None
     failed: str | None = None
+    restarts: int = 0  # times it began again after the video stalled (resume)
 
     def to_json(self) -> dict[str, object]:
         def r(v: float | None) -> float | None:
@@ -299,7 +300,7 @@ class _Challenge:
         return {"action": self.action, "prompted_at": r(self.prompted_at),
                 "onset_at": r(self.onset_at), "release_at": r(self.released_at),
                 "ended_at": r(self.ended_at), "met_at": r(self.met_at),
-                "failed": self.failed}
+                "failed": self.failed, "restarts": self.restarts}
 
 
 class ChallengeScript:
@@ -325,6 +326,10 @@ class ChallengeScript:
         self._now = float("-inf")  # latest time seen from either input
         self._runs = {a: _Run() for a in HOLD_ACTIONS}
         self.failure: Failed | None = None
+        # after a resume: no prompt is scheduled until no action reads on (or this time)
+        self._settle_until: float | None = None
+        self._settle_off: float | None = None  # first frame since then with no action on
+        self.restarts = 0  # resumes that began a challenge again
 
     # --- what the runner reads ---
 
@@ -386,6 +391,8 @@ class ChallengeScript:
         c = self._current
         if c is None:
             return []
+        if self._settle_until is not None and now >= self._settle_until:
+            self._settled()
         if self._phase == "pause" and now >= self._prompt_due:
             c.prompted_at = now
             self._phase = "onset"
@@ -420,6 +427,16 @@ class ChallengeScript:
         if c is None or self._phase == "idle":
             return []
         if self._phase == "pause":
+            if self._settle_until is not None:
+                # settled once no action has read on for as long as an onset must last
+                # (the first frames after a stall may be broken: one is not enough)
+                if not state.face or any(_is_on(state, a) for a in HOLD_ACTIONS):
+                    self._settle_off = None
+                elif self._settle_off is None:
+                    self._settle_off = state.t
+                elif state.t - self._settle_off >= self.params.onset_min_s:
+                    self._settled()
+                return []
             return self._observe_pause()
         assert c.prompted_at is not None
         for action, run in self._runs.items():
@@ -430,6 +447,42 @@ class ChallengeScript:
         if c.action in LEGACY_ACTIONS:
             return self._observe_cues(c, cues)
         return self._observe_hold(c, state, self._runs[c.action], ended.get(c.action))
+
+    def resume(self, now: float) -> list[Event]:
+        """The video stalled (the runner stopped the clock: no `tick` while no frame
+        came) and frames flow again. A challenge under way cannot be judged across the
+        gap (its reaction or release window passed unseen), so it begins again rather
+        than failing the person: a release if its action had been asked (the person lets
+        go), then, once no action reads on (bounded by a reaction and a release window),
+        a fresh random pause and the same prompt again. That pause is judged like the
+        first one: an action begun across the gap is no anticipation. A failure already
+        decided stays (nothing here undoes one); the runner bounds how many resumes a
+        session gets, since each is one more draw of the timing for a recording."""
+        if self._phase in ("idle", "done"):
+            return []
+        p = self.params
+        self._now = max(self._now, now)
+        old = self._challenges[self._index]
+        events: list[Event] = []
+        if old.prompted_at is not None and old.action in HOLD_ACTIONS:
+            events.append(Release(self._index, old.action))
+        if old.prompted_at is not None:
+            self.restarts += 1
+        self._challenges[self._index] = _Challenge(old.action, restarts=old.restarts +
+                                                   (old.prompted_at is not None))
+        self._runs = {a: _Run() for a in HOLD_ACTIONS}
+        self._still_since = None
+        self._phase = "pause"
+        self._prompt_due = float("inf")
+        self._settle_until = self._now + p.reaction_max_s + p.release_max_s
+        self._settle_off = None
+        return events
+
+    def _settled(self) -> None:
+        """After a resume, no action reads on (or long enough was waited): the fresh
+        pause starts."""
+        self._settle_until = self._settle_off = None
+        self._pause()
 
     # --- the rules ---
 

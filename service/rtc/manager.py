@@ -23,6 +23,7 @@ from service.replica import Replica, default_public_url
 from service.rtc import peer as peers
 from service.rtc.directory import Directory
 from service.rtc.intake import LatestFrame
+from service.rtc.linkstats import LinkMonitor, keyframe_watch
 from service.rtc.runner import StreamRun
 from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionState, SessionStore
@@ -123,9 +124,16 @@ class SessionManager:
         runtime = self.runtime
 
         def on_video(track: MediaStreamTrack, peer: peers.Peer) -> None:
-            run = StreamRun(session, runtime, self.cfg, self._decided, self.publish_final)
+            receiver = next(r for r in peer.pc.getReceivers() if r.track is track)
+            link = LinkMonitor(peer.pc, receiver)
+            run = StreamRun(session, runtime, self.cfg, self._decided, self.publish_final,
+                            link, channel_offered="\nm=application " in offer_sdp)
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
+            peer.tasks.append(asyncio.create_task(link.watch(), name="link"))
+            peer.tasks.append(asyncio.create_task(keyframe_watch(
+                receiver, link, lambda: intake.last_arrival, self.cfg.sessions.network),
+                name="keyframes"))
 
         peer, answer = await peers.answer(offer_sdp, self.ice_servers, on_video,
                                           session.outbox.attach_channel)

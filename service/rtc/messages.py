@@ -70,6 +70,16 @@ class ChallengeFailed:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """The video stalled ("unstable": the challenge clock is paused) or flows again
+    ("restored": a challenge under way begins again after a fresh pause), see
+    service/rtc/stalls.py. The page tells the person their connection is the problem."""
+
+    type: ClassVar[str] = "connection"
+    state: str  # "unstable" or "restored"
+
+
+@dataclass(frozen=True)
 class Deciding:
     """The stream has ended; the decision is being computed."""
 
@@ -84,7 +94,8 @@ class Result:
     payload: dict[str, Any]
 
 
-Message = Progress | Challenge | Release | ChallengeMet | ChallengeFailed | Deciding | Result
+Message = (Progress | Challenge | Release | ChallengeMet | ChallengeFailed | Connection
+           | Deciding | Result)
 
 
 def to_json(message: Message) -> dict[str, Any]:

@@ -112,6 +112,12 @@ class Outbox:
         if self.channel is None and not self.closed:
             self.channel = channel
 
+    @property
+    def deliverable(self) -> bool:
+        """Would a message sent now reach anyone (an open data channel, a subscriber)?"""
+        return bool(self.subscribers) or (self.channel is not None
+                                          and self.channel.readyState == "open")
+
     def send(self, message: Message) -> Delivery:
         text = encode(message)
         self.backlog.append(text)

@@ -31,6 +31,7 @@ from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from service.errors import BadMedia
 from service.rtc.consent import tolerate_push_only_peers
+from service.rtc.sctp_timers import use_prompt_timers
 from service.rtc.sdp import ANALYSED_CODECS, TrickleCandidate
 
 log = logging.getLogger("service.rtc")
@@ -147,6 +148,7 @@ async def answer(offer_sdp: str, ice_servers: tuple[IceServer, ...],
     # An explicit (possibly empty) server list: aiortc's default would contact a public
     # STUN server, and nothing here may reach out to the internet on its own.
     config = RTCConfiguration(iceServers=[s.to_rtc() for s in ice_servers])
+    use_prompt_timers()  # prompts lost on the data channel are sent again in time
     peer = Peer(RTCPeerConnection(configuration=config))
     pc = peer.pc
 

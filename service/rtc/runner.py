@@ -47,8 +47,17 @@ from service.logs import start_task_context
 from service.payload import Payload, face_comparison_items, failure, success
 from service.rtc import messages as msg
 from service.rtc.intake import LatestFrame
+from service.rtc.linkstats import LinkMonitor
 from service.rtc.outbox import Delivery
 from service.rtc.session import Session, SessionState
+from service.rtc.stalls import (
+    NETWORK,
+    LinkSample,
+    StallWatch,
+    failed_by_network,
+    network_detail,
+    network_failure,
+)
 from service.video.frames import frame_from_av
 from service.video_liveness import frame_face, judge_best_frame, judge_frame
 from service.vision.embedding import cosine
@@ -66,7 +75,8 @@ NO_FRAMES = ClipEvidence(analysed=0, with_face=0, competing=0, events=[], best=N
 class StreamRun:
     def __init__(self, session: Session, runtime: ModelRuntime, cfg: Config,
                  on_done: Callable[[Session], None],
-                 publish: Callable[[Session], Awaitable[None]]) -> None:
+                 publish: Callable[[Session], Awaitable[None]],
+                 link: LinkMonitor | None = None, channel_offered: bool = False) -> None:
         self.session = session
         self.runtime = runtime
         self.cfg = cfg
@@ -91,6 +101,11 @@ class StreamRun:
         self.prejudge_from = 0.0  # no job ahead before this time (the pool refused one)
         self.ended_by = ""
         self.frames_received = 0  # decoded frames the peer's track delivered
+        # stalls of the video and the link's measurements (service/rtc/stalls.py)
+        self.stalls = StallWatch(cfg.sessions.network)
+        self.link = link
+        self.link_sample: LinkSample | None = None
+        self.channel_offered = channel_offered  # the offer has a data channel section
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -121,6 +136,8 @@ class StreamRun:
                 intake.received, self.engine.analysed if self.engine is not None else 0,
                 intake.dropped, self.now())
             self.frames_received = intake.received
+            if self.link is not None:
+                self.link_sample = await self.link.sample()
             if self.ended_by != "cancelled":
                 await self._finish()
             self._forget()
@@ -133,7 +150,8 @@ class StreamRun:
                 return "peer disconnected"
             if time.monotonic() >= deadline:
                 return "session deadline"
-            if self.begun and (ended := self._send(self.script.tick(self.now()))):
+            if self.begun and not self._video_late(intake) and (
+                    ended := self._send(self.script.tick(self.now()))):
                 return ended
             if (ended := self._done()):
                 return ended
@@ -147,9 +165,13 @@ class StreamRun:
                 silent_for = time.monotonic() - (intake.last_arrival or self.t0)
                 if intake.ended:
                     return "peer disconnected"  # its video track ended: it hung up
+                if (ended := self._stalled(intake)):
+                    return ended
                 if silent_for > self.cfg.sessions.media_timeout_s:
                     return "no video received"
                 continue
+            if (ended := self._resumed()):
+                return ended
             t = self.now()
             if not self._due(t):
                 continue  # the script only waits: a lower rate is enough now
@@ -170,6 +192,36 @@ class StreamRun:
             self._prejudge(t)
             if (ended := self._react(report)):
                 return ended
+
+    def _video_late(self, intake: LatestFrame) -> bool:
+        """Is the last frame older than a stall? Then the challenge clock stops: no
+        prompt, release or timeout is judged on video that did not come (prompts and
+        releases keep the time they are really sent)."""
+        last = intake.last_arrival
+        return bool(last) and time.monotonic() - last >= self.cfg.sessions.network.stall_after_s
+
+    def _stalled(self, intake: LatestFrame) -> str:
+        """No frame this pass: a stall (once the script runs) is told to the client;
+        past its bounds the session ends as `network`."""
+        if not self.begun:
+            return ""
+        now = self.now()
+        last = intake.last_arrival - self.t0 if intake.last_arrival else None
+        if self.stalls.check(now, last):
+            self.outbox.send(msg.Connection("unstable"))
+        return NETWORK if self.stalls.stalled and self.stalls.exhausted(now) else ""
+
+    def _resumed(self) -> str:
+        """A frame came: after a stall, the challenge under way begins again (a bounded
+        number of times)."""
+        if self.stalls.frame(self.now()) is None:
+            return ""
+        self.outbox.send(msg.Connection("restored"))
+        if (ended := self._send(self.script.resume(self.now()))):
+            return ended
+        if self.script.restarts > self.cfg.sessions.network.max_restarts:
+            return NETWORK
+        return ""
 
     def _due(self, t: float) -> bool:
         """Is the frame at `t` to be analysed? (fewer while the script waits)"""
@@ -228,7 +280,7 @@ class StreamRun:
         """Why the stream ends now ("" while it goes on)."""
         if self.first_face_t is None:
             return ""
-        watched = self.now() - self.first_face_t
+        watched = self.now() - self.first_face_t - self.stalls.frozen_s(self.now())
         if not self.session.challenges:  # no prompts: watch for a fixed time
             return "observation time done" if watched >= self.cfg.sessions.observation_s \
                 else ""
@@ -256,7 +308,9 @@ class StreamRun:
             self.first_face_t = report.t
         if not self.session.challenges:
             return ""
-        if not self.begun and report.faces and "several faces" not in hints:
+        if not self.begun and report.faces and "several faces" not in hints and (
+                self.outbox.deliverable or not self.channel_offered or report.t
+                - self.first_face_t >= self.cfg.sessions.network.channel_wait_s):
             self.script.begin(report.t)  # the first random pause starts
             self.begun = True
         if not self.begun:
@@ -303,8 +357,23 @@ class StreamRun:
         _log_decision(payload, decision_s)
         self.on_done(self.session)
 
+    def _network_failure(self) -> Payload | None:
+        """The `network` answer when the network ended the session (not when a
+        challenge had failed before: that verdict stands)."""
+        failed = self.script.finished and not self.script.passed
+        if failed or not failed_by_network(self.ended_by, self.frames_received,
+                                           self.link_sample, self.cfg.sessions.network):
+            return None
+        return network_failure({
+            "ended_by": self.ended_by, "challenges": self.script.to_json(),
+            "stream_seconds": round(self.now(), 3),
+            NETWORK: network_detail(self.stalls, self.now(), self.link_sample,
+                                    self.script.restarts)})
+
     def _decide(self) -> Payload:
         """In a model worker thread."""
+        if (network := self._network_failure()) is not None:
+            return network
         best_embedding = self._best_frame_embedding()
         evidence = self.engine.evidence() if self.engine is not None else NO_FRAMES
         judged_ahead = sum(f.judged is not None for f in evidence.candidates)
@@ -318,7 +387,9 @@ class StreamRun:
                         "stream_seconds": round(seconds, 3),
                         "analysed_fps": round(evidence.analysed / seconds, 2),
                         "received_fps": round(self.frames_received / seconds, 2),
-                        "best_frames_judged_ahead": judged_ahead}
+                        "best_frames_judged_ahead": judged_ahead,
+                        NETWORK: network_detail(self.stalls, self.now(), self.link_sample,
+                                                self.script.restarts)}
         if evidence.with_face == 0 or evidence.best is None:
             decision = _no_face_decision(evidence, self.ended_by)
             items = decision.veritems()

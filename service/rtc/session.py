@@ -25,6 +25,7 @@ from service.errors import BadCredentials, RateLimited, SessionExpired, SessionN
 from service.liveness.challenges import ChallengeParams
 from service.rtc.outbox import Outbox, OutboxLimits
 from service.rtc.sdp import SdpLimits
+from service.rtc.stalls import NetworkParams
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class SessionSettings:
     min_observation_s: float = 2.0
     # A connected peer that sends no video for this long is decided as "no video".
     media_timeout_s: float = 10.0
+    # Stalls of the video: paused challenge clock, keyframe requests, the `network`
+    # answer (service/rtc/stalls.py).
+    network: NetworkParams = field(default_factory=NetworkParams)
     # A decided session's result stays readable this long, then the session is forgotten.
     result_retention_s: float = 300.0
     # What a WHIP offer or trickle fragment may hold (service/rtc/sdp.py).
