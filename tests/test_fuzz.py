@@ -2,7 +2,7 @@
 
 The cases (tests/fuzzcases.py, fixed seed) cover every endpoint: raw malformed HTTP,
 forms, multipart, JSON, base64, mutated and header-patched media (JPEG, PNG, BMP, TIFF,
-WebP, GIF, JPEG 2000, MP4, AVI, MPEG...), credentials, session creation, WHIP offers,
+WebP, GIF, JPEG 2000, MP4, AVI, MPEG...), lying EXIF, ICC and XMP metadata, credentials, session creation, WHIP offers,
 trickle PATCH, DELETE and result polling. The harness (tests/fuzzharness.py) runs
 `python -m service` in its own process so a native crash is seen, not suffered.
 
