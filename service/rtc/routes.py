@@ -109,7 +109,8 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     session, token = manager.store.create(key, challenges, ttl, embedding, detail)
     request.app[WEBHOOKS].register(session.id, callback)
     bind_session(session.id)
-    return web.json_response(_session_json(request, session, token, manager.ice_servers),
+    return web.json_response(_session_json(request, session, token,
+                                           manager.ice_servers_for(session)),
                              status=201)
 
 
