@@ -169,8 +169,8 @@ def turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
     log = work / "turnserver.log"
     args = [TURNSERVER, "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
             "--listening-port", str(port), "--use-auth-secret",
-            "--static-auth-secret", TURN_SECRET, "--realm", REALM, "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-            "--no-rfc5780", "--no-tcp-relay", "--no-multicast-peers",
+            "--static-auth-secret", TURN_SECRET, "--realm", REALM, "--fingerprint",
+            "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780", "--no-tcp-relay", "--no-multicast-peers",
             # the service's own candidates are on this machine: loopback peers allowed
             # here only (the deployment files deny them)
             "--allow-loopback-peers",
