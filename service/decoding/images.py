@@ -74,7 +74,7 @@ def decode_image(data: bytes, image_format: str, limits: ImageLimits
     whatever its type: its parsers raise OSError, SyntaxError and ValueError by design,
     but struct.error, TypeError, AttributeError, KeyError or IndexError escape from
     hostile tag values (issue 20: fuzzed EXIF answered 5000 as "a bug in our decoder").
-    The worker's "bug" answer stays for our own code, which sits outside this function.
+    The worker's "bug" answer (5000) stays for the other jobs (video frames, bodies).
     """
     if image_format not in ACCEPTED_FORMATS:
         raise BadMedia(f"{image_format} images are not accepted")

@@ -10,7 +10,8 @@ coturn's `turnserver` manual, "--use-auth-secret"). coturn checks the expiry whe
 allocation is made: an expired or forged pair gets no relay (401), while an allocation
 made in time is refreshed for as long as its client keeps it (measured with coturn
 4.6.1: a Refresh 5 s after the expiry succeeded), so a session that runs up to its
-TTL is not cut off, and a leaked pair is worth nothing once the session is over.
+TTL is not cut off, and a leaked pair starts no relay once the session is over (the
+client that allocated in time could keep its one relay alive by refreshing it).
 
 The `ice_servers` setting names the TURN server without credentials
 (`turn:host:3478?transport=udp`) and `turn.secret` (SERVICE_TURN__SECRET) holds the
