@@ -27,6 +27,7 @@ from service.liveness.decision import VideoPolicy
 from service.liveness.engine import EngineParams
 from service.metrics import MetricsSettings
 from service.rtc.session import SessionSettings
+from service.rtc.turn import TurnSettings
 from service.shared_state import ReplicaSettings
 from service.silent_liveness import SilentLivenessParams
 from service.vision.admission import AdmissionParams
@@ -87,10 +88,14 @@ class Config:
     # --- streaming sessions (spec section 2; service/rtc/session.py) ---
     sessions: SessionSettings = field(default_factory=SessionSettings)
     # STUN/TURN URLs given to clients and used by our peer connections. Empty: host
-    # candidates only (loopback, LAN, or a server with a public address). TURN entries
-    # carry their credentials: turn:USER:PASSWORD@host:3478?transport=udp
-    # (service/rtc/peer.py parse_ice_server; README "Scaling out").
+    # candidates only (loopback, LAN, or a server with a public address). A TURN entry
+    # without credentials (turn:host:3478?transport=udp) gets each session's own from
+    # turn.secret below; the static form turn:USER:PASSWORD@host:3478 still works but
+    # hands every client the same password (service/rtc/peer.py parse_ice_server,
+    # service/rtc/turn.py; README "Scaling out").
     ice_servers: tuple[str, ...] = ()
+    # coturn's shared secret (use-auth-secret): short-lived per-session credentials.
+    turn: TurnSettings = field(default_factory=TurnSettings)
     # Browsers allowed to call the session API from another origin ("*" = any).
     cors_origin: str = "*"
     # POST /v1/demo/sessions lets the bundled web page create sessions with no API

@@ -49,6 +49,7 @@ from fuzzmedia import (
     mp4_timescale_zero,
     mpeg_size,
     mutate,
+    mutate_metadata,
     png_size,
     replace_all,
     tiff_patch,
@@ -573,6 +574,19 @@ def verify_image_mutations(rng: random.Random, media: MediaCorpus) -> Case:
     data, how = mutate(data, rng)
     route = _route(rng)
     return Case("verify_image_mutations", f"{how} of {name} via {route}",
+                lambda ctx: [media_request(ctx, route, data)])
+
+
+def verify_image_metadata(rng: random.Random, media: MediaCorpus) -> Case:
+    """A face photo (JPEG, PNG, WebP) whose pixels are fine but whose EXIF, ICC profile
+    or XMP lies: IFD entries with a wrong tag, type, count or offset, an IFD pointing at
+    itself, flipped or cut-short payloads, XML entity bombs and absurd orientations
+    (issue 20: fuzzed EXIF answered 5000). The metadata is ignored or the image refused
+    (4002); never a 5000."""
+    name = rng.choice(sorted(media.metadata))
+    data, how = mutate_metadata(media.metadata[name], rng)
+    route = _route(rng)
+    return Case("verify_image_metadata", f"{how} of {name} via {route}",
                 lambda ctx: [media_request(ctx, route, data)])
 
 
@@ -1130,7 +1144,7 @@ FAMILIES: list[tuple[Callable[[random.Random, MediaCorpus], Case], int]] = [
     (verify_image_mutations, 8), (verify_image_headers, 5), (verify_jpeg2000, 3),
     (verify_other_formats, 4), (verify_video_mutations, 3), (verify_video_headers, 2),
     (auth_tokens, 5), (session_create, 7), (whip_offer, 6), (whip_patch, 4),
-    (whip_delete, 2), (session_result, 4),
+    (whip_delete, 2), (session_result, 4), (verify_image_metadata, 5),
 ]
 
 

@@ -235,6 +235,257 @@ def mpeg_size(data: bytes, width: int, height: int) -> bytes:
     return bytes(out)
 
 
+# ---- metadata: EXIF, ICC profiles, XMP -------------------------------------------------
+# Where the pixels are fine and only the metadata lies (issue 20: fuzzed EXIF answered
+# 5000). The segments are found from each container's layout, mutated, and written back
+# with their lengths (and PNG CRCs) recomputed, so the file still reaches the metadata
+# parser instead of failing at the container.
+
+JPEG_PREFIXES = {b"Exif\x00\x00": "exif", b"http://ns.adobe.com/xap/1.0/\x00": "xmp",
+                 b"ICC_PROFILE\x00": "icc"}
+PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
+# Tags a mutated IFD entry takes: ones Pillow's readers and writer give meaning to
+# (orientation, sizes, offsets, the EXIF/GPS/interop sub-IFD pointers, XMP and ICC
+# inside EXIF) and a few unknown ones.
+EXIF_TAGS = (0x0100, 0x0101, 0x0102, 0x0103, 0x0111, 0x0112, 0x0117, 0x011A, 0x0128,
+             0x0131, 0x0132, 0x013B, 0x0201, 0x0202, 0x02BC, 0x8769, 0x8773, 0x8825,
+             0x9003, 0x920A, 0x927C, 0xA005, 0xC4A5, 0x0000, 0xFFFF, 0x1234)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One metadata payload in a file: `kind` exif | icc | xmp, its bytes at
+    data[start:end], in a `container` segment that keeps `prefix` in front of it."""
+
+    kind: str
+    container: str  # jpeg | png | webp
+    start: int  # where the container's segment (marker/chunk header) begins
+    end: int  # where it ends (after the CRC / padding)
+    prefix: bytes  # what stays in front of the payload inside the segment
+    payload: bytes
+    tag: bytes = b""  # JPEG marker, PNG or WebP chunk type
+
+
+def metadata_segments(data: bytes) -> list[Segment]:
+    """The EXIF, ICC and XMP payloads of a JPEG, PNG or WebP file (none for others)."""
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_segments(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_segments(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_segments(data)
+    return []
+
+
+def _jpeg_segments(data: bytes) -> list[Segment]:
+    out, i = [], 2
+    while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] != 0xDA:  # up to SOS
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        body = data[i + 4:i + 2 + length]
+        for prefix, kind in JPEG_PREFIXES.items():
+            if body.startswith(prefix):
+                head = prefix + body[len(prefix):len(prefix) + 2] if kind == "icc" else prefix
+                out.append(Segment(kind, "jpeg", i, i + 2 + length, head, body[len(head):],
+                                   data[i:i + 2]))
+        i += 2 + length
+    return out
+
+
+def _png_segments(data: bytes) -> list[Segment]:
+    out, i = [], 8
+    while i + 12 <= len(data):
+        length = struct.unpack(">I", data[i:i + 4])[0]
+        kind_bytes, body = data[i + 4:i + 8], data[i + 8:i + 8 + length]
+        end = i + 12 + length
+        if kind_bytes == b"eXIf":
+            out.append(Segment("exif", "png", i, end, b"", body, kind_bytes))
+        elif kind_bytes == b"iCCP":
+            name_end = body.find(b"\x00") + 2  # profile name, NUL, compression method
+            out.append(Segment("icc", "png", i, end, body[:name_end], body[name_end:],
+                               kind_bytes))
+        elif kind_bytes == b"iTXt" and body.startswith(PNG_XMP_KEYWORD + b"\x00"):
+            # keyword NUL, compression flag and method, language tag NUL, keyword NUL
+            at = len(PNG_XMP_KEYWORD) + 3
+            at = body.index(b"\x00", at) + 1
+            at = body.index(b"\x00", at) + 1
+            out.append(Segment("xmp", "png", i, end, body[:at], body[at:], kind_bytes))
+        i = end
+    return out
+
+
+def _webp_segments(data: bytes) -> list[Segment]:
+    kinds = {b"EXIF": "exif", b"ICCP": "icc", b"XMP ": "xmp"}
+    out, i = [], 12
+    while i + 8 <= len(data):
+        fourcc = data[i:i + 4]
+        size = struct.unpack("<I", data[i + 4:i + 8])[0]
+        end = i + 8 + size + (size & 1)
+        if fourcc in kinds:
+            out.append(Segment(kinds[fourcc], "webp", i, end, b"", data[i + 8:i + 8 + size],
+                               fourcc))
+        i = end
+    return out
+
+
+def replace_segment(data: bytes, seg: Segment, payload: bytes) -> bytes:
+    """`data` with `seg`'s payload replaced and its container's lengths written again."""
+    body = seg.prefix + payload
+    if seg.container == "jpeg":
+        body = body[:65533]  # a JPEG segment's length is 16 bits
+        new = seg.tag + struct.pack(">H", len(body) + 2) + body
+    elif seg.container == "png":
+        new = struct.pack(">I", len(body)) + seg.tag + body + \
+            struct.pack(">I", zlib.crc32(seg.tag + body))
+    else:
+        new = seg.tag + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1)
+    out = data[:seg.start] + new + data[seg.end:]
+    if seg.container == "webp":
+        out = out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
+    return out
+
+
+def _tiff_ifd_entries(tiff: bytes) -> tuple[str, list[int]]:
+    """Byte order and the offsets of every IFD entry reachable from IFD0 (IFD0, its
+    next IFD, and the EXIF/GPS sub-IFDs), bounded: a loop is walked once."""
+    if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return "<", []
+    order = "<" if tiff[:2] == b"II" else ">"
+    todo, seen, entries = [struct.unpack(order + "I", tiff[4:8])[0]], set(), []
+    while todo and len(seen) < 8:
+        ifd = todo.pop()
+        if ifd in seen or ifd + 2 > len(tiff):
+            continue
+        seen.add(ifd)
+        count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+        for k in range(min(count, 64)):
+            at = ifd + 2 + 12 * k
+            if at + 12 > len(tiff):
+                break
+            entries.append(at)
+            tag = struct.unpack(order + "H", tiff[at:at + 2])[0]
+            if tag in (0x8769, 0x8825):
+                todo.append(struct.unpack(order + "I", tiff[at + 8:at + 12])[0])
+        nxt = ifd + 2 + 12 * count
+        if nxt + 4 <= len(tiff):
+            todo.append(struct.unpack(order + "I", tiff[nxt:nxt + 4])[0])
+    return order, entries
+
+
+def exif_entry(tiff: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """One IFD entry's tag, type, count or value rewritten: a string where a number
+    belongs, a count past the data, an offset out of the block or back into its own IFD."""
+    order, entries = _tiff_ifd_entries(tiff)
+    if not entries:
+        return flip_bytes(tiff, rng), "EXIF bytes"
+    out = bytearray(tiff)
+    at = rng.choice(entries)
+    field_ = rng.choice(("tag", "type", "count", "value"))
+    if field_ == "tag":
+        out[at:at + 2] = struct.pack(order + "H", rng.choice(EXIF_TAGS))
+    elif field_ == "type":
+        out[at + 2:at + 4] = struct.pack(order + "H", rng.randrange(0, 20))
+    elif field_ == "count":
+        out[at + 4:at + 8] = struct.pack(order + "I", rng.choice(
+            (0, 1, 2, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, rng.randrange(1 << 32))))
+    else:
+        out[at + 8:at + 12] = struct.pack(order + "I", rng.choice(
+            (0, 8, len(tiff), len(tiff) - 1, 0xFFFFFFFF, rng.randrange(1 << 32),
+             rng.randrange(max(1, len(tiff))))))
+    return bytes(out), f"EXIF entry {field_}"
+
+
+def _hostile_metadata(kind: str, rng: random.Random) -> tuple[bytes, str]:
+    """A whole payload replaced by one built to break its parser."""
+    if kind == "xmp":
+        name, xml = rng.choice((
+            ("entity expansion", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+             + b"".join(b'<!ENTITY %c "&%c;&%c;&%c;&%c;&%c;&%c;">' % (c, c - 1, c - 1, c - 1,
+                                                                     c - 1, c - 1, c - 1)
+                        for c in range(ord("b"), ord("j")))
+             + b']><x:xmpmeta xmlns:x="adobe:ns:meta/">&i;</x:xmpmeta>'),
+            ("orientation 10^20", b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description'
+             b' tiff:Orientation="100000000000000000000"/></rdf:RDF></x:xmpmeta>'),
+            ("orientation -1", b'<x:xmpmeta><rdf:Description tiff:Orientation="-1"/></x:xmpmeta>'),
+            ("orientation text", b"<x:xmpmeta><tiff:Orientation>six</tiff:Orientation>"),
+            ("unterminated", b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Descr'),
+            ("deep nesting", b"<a>" * 20000 + b"</a>" * 20000),
+            ("not UTF-8", bytes(rng.randrange(128, 256) for _ in range(300))),
+        ))
+        return xml, f"XMP {name}"
+    if kind == "icc":
+        name, profile = rng.choice((
+            ("random", rng.randbytes(rng.randint(0, 600))),
+            ("empty", b""),
+            ("size 2^32-1", struct.pack(">I", 0xFFFFFFFF) + b"lcms\x02\x10\x00\x00mntrRGB XYZ "
+             + bytes(116) + struct.pack(">I", 0xFFFFFF)),
+            ("tag table past the end", bytes(128) + struct.pack(">I", 0x7FFFFFFF)),
+        ))
+        return profile, f"ICC {name}"
+    order = rng.choice((b"II*\x00", b"MM\x00*"))
+    pack = "<" if order == b"II*\x00" else ">"
+    name, tiff = rng.choice((
+        ("IFD pointing at itself", order + struct.pack(pack + "IH", 8, 1)
+         + struct.pack(pack + "HHII", 0x8769, 4, 1, 8) + struct.pack(pack + "I", 8)),
+        ("IFD count 65535", order + struct.pack(pack + "IH", 8, 0xFFFF) + bytes(24)),
+        ("IFD offset past the end", order + struct.pack(pack + "I", 0x7FFFFFFF)),
+        ("orientation as a string", order + struct.pack(pack + "IH", 8, 1)
+         + struct.pack(pack + "HHI", 0x0112, 2, 4) + b"six\x00" + bytes(4)),
+        ("random", order + rng.randbytes(rng.randint(0, 200))),
+    ))
+    return tiff, f"EXIF {name}"
+
+
+def mutate_metadata(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """One metadata segment of a JPEG, PNG or WebP mutated (its entries, its bytes, cut
+    short or replaced by a hostile payload); the pixels are untouched."""
+    segments = metadata_segments(data)
+    if not segments:
+        return data, "no metadata"
+    seg = rng.choice(segments)
+    how = rng.choice(("entry", "entry", "flip", "truncate", "hostile"))
+    if how == "entry" and seg.kind == "exif":
+        payload, name = exif_entry(seg.payload, rng)
+    elif how in ("entry", "flip"):
+        payload, name = flip_bytes(seg.payload, rng), f"{seg.kind.upper()} bytes"
+    elif how == "truncate":
+        payload, name = truncate(seg.payload, rng), f"{seg.kind.upper()} cut short"
+    else:
+        payload, name = _hostile_metadata(seg.kind, rng)
+    return replace_segment(data, seg, payload), f"{name} in {seg.container}"
+
+
+def with_metadata(img: Image.Image) -> dict[str, bytes]:
+    """`img` as JPEG, PNG and WebP carrying what cameras and editors write: EXIF (a
+    rotation, strings, rationals, an EXIF sub-IFD and GPS), an sRGB ICC profile and XMP."""
+    from PIL import ImageCms, PngImagePlugin
+    from PIL.TiffImagePlugin import IFDRational as R
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated, as a phone stores a portrait
+    exif[0x010F], exif[0x0110] = "FuzzCam", "Model 1"
+    exif[0x011A] = exif[0x011B] = R(72, 1)
+    exif[0x0132] = "2024:01:01 12:00:00"
+    exif.get_ifd(0x8769).update({0x9003: "2024:01:01 12:00:00", 0x920A: R(35, 10),
+                                 0x9286: b"ASCII\x00\x00\x00comment"})
+    exif.get_ifd(0x8825).update({1: "N", 2: (R(48, 1), R(51, 1), R(24, 1))})
+    raw_exif = exif.tobytes()
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[24:36] = struct.pack(">6H", 2024, 1, 1, 12, 0, 0)  # its creation time: a fixed corpus
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           b'02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+           b' tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    png_info = PngImagePlugin.PngInfo()
+    png_info.add_itxt(PNG_XMP_KEYWORD.decode(), xmp.decode())
+    return {
+        "meta.jpg": _image_bytes(img, "JPEG", quality=85, exif=raw_exif,
+                                 icc_profile=bytes(icc), xmp=xmp),
+        "meta.png": _image_bytes(img, "PNG", exif=raw_exif, icc_profile=bytes(icc),
+                                 pnginfo=png_info),
+        "meta.webp": _image_bytes(img, "WEBP", quality=80, exif=raw_exif,
+                                  icc_profile=bytes(icc), xmp=xmp),
+    }
+
+
 # ---- the corpus ---------------------------------------------------------------------
 
 
@@ -247,6 +498,7 @@ class MediaCorpus:
     formats: dict[str, bytes] = field(default_factory=dict)      # generated, one per format
     small_videos: dict[str, bytes] = field(default_factory=dict)  # generated, 1 s, 64 px
     real_videos: dict[str, bytes] = field(default_factory=dict)  # shared/data as is
+    metadata: dict[str, bytes] = field(default_factory=dict)  # a face with EXIF, ICC, XMP
 
     def any_image(self, rng: random.Random) -> tuple[str, bytes]:
         pool = rng.choice((self.faces, self.faces, self.formats, self.real_images))
@@ -375,6 +627,9 @@ def load_corpus(data_dir: Path) -> MediaCorpus:
         corpus.real_images[Path(rel).name] = (data_dir / rel).read_bytes()
     with Image.open(data_dir / by_size[0]) as face:
         corpus.formats = _generated_formats(face.convert("RGB"))
+        # stored rotated, as EXIF orientation 6 says: upright once the service applies it
+        corpus.metadata = with_metadata(face.convert("RGB").transpose(
+            Image.Transpose.ROTATE_90))
     corpus.small_videos = _small_videos()
     videos = sorted((data_dir / "blink" / "zju").glob("*.mp4"),
                     key=lambda p: p.stat().st_size)[:3]

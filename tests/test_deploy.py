@@ -179,9 +179,12 @@ def check_turn_agrees(cfg: Config, coturn_args: list[str], turn_host: str) -> No
     where = urlsplit("//" + turn.url.split(":", 1)[1])
     assert where.hostname == turn_host
     assert where.port == int(coturn_flag(coturn_args, "listening-port"))
-    user, _, password = coturn_flag(coturn_args, "user").partition(":")
-    assert turn.username == user and turn.credential == password
-    assert "--lt-cred-mech" in coturn_args and "--no-tcp-relay" in coturn_args
+    # no static credentials: each session's come from coturn's shared secret
+    assert turn.username is None and turn.credential is None
+    assert not any(a.startswith("--user=") for a in coturn_args)
+    assert "--use-auth-secret" in coturn_args and "--lt-cred-mech" in coturn_args
+    assert cfg.turn.secret and cfg.turn.secret == coturn_flag(coturn_args, "static-auth-secret")
+    assert "--no-tcp-relay" in coturn_args
     assert "-n" in coturn_args  # no configuration file from the image
     assert int(coturn_flag(coturn_args, "min-port")) < int(coturn_flag(coturn_args, "max-port"))
 

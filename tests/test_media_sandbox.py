@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import io
 import os
+import random
 import signal
 import struct
 import threading
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DATA, data_bytes, make_config, status_of
+from fuzzmedia import metadata_segments, mutate_metadata, with_metadata
 from PIL import Image
 from videos import encode
 
@@ -223,6 +225,67 @@ def test_exif_rotated_jpeg_comes_out_upright(pool):
     assert decoded.image.shape == upright.shape
     assert decoded.original_size == (upright.shape[1], upright.shape[0])
     assert np.abs(decoded.image.astype(int) - upright).mean() < 4
+
+
+def exif_with_a_string_where_a_number_belongs() -> bytes:
+    """Orientation 6 and a camera maker whose tag id was rewritten to ImageLength (a
+    number in TIFF): Pillow reads it, and its EXIF writer, which ImageOps.exif_transpose
+    called, raised struct.error (issue 20: the fuzzed EXIF that answered 5000)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "FuzzCam"
+    raw = exif.tobytes()
+    order = "<" if raw[6:8] == b"II" else ">"
+    make = struct.pack(order + "HH", 0x010F, 2)  # tag Make, type ASCII
+    assert raw.count(make) == 1
+    return raw.replace(make, struct.pack(order + "HH", 0x0101, 2))
+
+
+def test_a_jpeg_whose_exif_does_not_parse_back_still_comes_out_upright(pool):
+    upright = photo()
+    out = io.BytesIO()
+    Image.fromarray(np.rot90(upright)[:, :, ::-1]).save(
+        out, "JPEG", quality=95, exif=exif_with_a_string_where_a_number_belongs())
+    decoded = decode_image(pool, out.getvalue(), CFG)
+    assert decoded.image.shape == upright.shape
+    assert np.abs(decoded.image.astype(int) - upright).mean() < 4
+
+
+async def test_malformed_metadata_never_answers_5000(client):
+    out = io.BytesIO()
+    Image.fromarray(np.rot90(photo())[:, :, ::-1]).save(
+        out, "JPEG", quality=95, exif=exif_with_a_string_where_a_number_belongs())
+    status, body = await client.verify(21, img1=out.getvalue(), img2=data_bytes(FACE))
+    assert (status, status_of(body)) == (200, "2000"), body
+
+
+def test_mutated_exif_icc_and_xmp_answer_an_image_or_4002(pool):
+    """The fuzz run's metadata mutations (tests/fuzzmedia.py: IFD entries rewritten,
+    bytes flipped, payloads cut short or replaced by hostile XML, ICC and TIFF) on a
+    JPEG, PNG and WebP whose pixels are fine: each decodes (the metadata that does not
+    parse is ignored) or is refused as a bad image, never a decoder bug (5000)."""
+    face = Image.fromarray(photo()[:, :, ::-1])
+    face.thumbnail((200, 200))
+    stored = face.transpose(Image.Transpose.ROTATE_90)  # EXIF and XMP say orientation 6
+    bases = with_metadata(stored)
+    assert all({seg.kind for seg in metadata_segments(data)} == {"exif", "icc", "xmp"}
+               for data in bases.values())
+    rng = random.Random(20)
+    answers: dict[str, int] = {"image": 0, "4002": 0}
+    for _ in range(300):
+        name = rng.choice(sorted(bases))
+        data, how = mutate_metadata(bases[name], rng)
+        try:
+            image = decode_image(pool, data, CFG).image
+        except BadMedia:
+            answers["4002"] += 1
+            continue
+        except Exception as exc:
+            raise AssertionError(f"{how} of {name}: {exc!r}") from None
+        # upright, or as stored when the orientation itself was mutated away
+        assert sorted(image.shape[:2]) == sorted(stored.size[::-1]), how
+        answers["image"] += 1
+    assert answers["image"] > 200, answers  # the pixels were fine: most decode
 
 
 def test_16_bit_png_is_scaled_to_8_bits_not_clipped(pool):

@@ -3,14 +3,19 @@ service through a real coturn on loopback, and its session is decided.
 
 This is the path of a browser behind a strict NAT, and of the Kubernetes deployment
 (README "Scaling out"), where the replicas have no public UDP port and all media
-crosses coturn. The `ice_servers` setting carries the TURN credentials
-(service/rtc/peer.py parse_ice_server); the client takes them from the session answer,
-as the web page does.
+crosses coturn. coturn runs with a shared secret (`use-auth-secret`): each session
+answer carries TURN credentials of its own that expire with the session
+(service/rtc/turn.py); the client takes them from the answer, as the web page does.
+Expired and forged credentials get no relay from the same coturn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import math
 import shutil
 import socket
 import subprocess
@@ -18,25 +23,28 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import pytest_asyncio
 from aioice import stun
+from aioice import turn as aioice_turn
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
 from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all
 
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer, parse_ice_server, parse_ice_servers
+from service.config import load_config
 from service.rtc.routes import MANAGER
+from service.rtc.turn import TurnSettings, for_session, rest_credentials
 
 TURNSERVER = shutil.which("turnserver")
-USER = "verify"
-# a `@` and a `:` in the password: the setting percent-encodes them
-PASSWORD = "s3cr@t:pw"
+# coturn's static-auth-secret, shared with the service (turn.secret)
+TURN_SECRET = "turn-shared-secret-for-tests"
 REALM = "verify.test"
 START_TIMEOUT_S = 15.0
+GRACE_S = 10.0
 
 
 def test_turn_credentials_are_taken_off_the_url():
@@ -76,6 +84,38 @@ def test_malformed_ice_server_stops_the_session_manager_from_starting():
         SessionManager(make_config(ice_servers=("turn:nopassword@127.0.0.1:3478",)))
 
 
+def test_a_turn_server_without_credentials_needs_the_shared_secret():
+    with pytest.raises(ValueError, match="turn.secret"):
+        SessionManager(make_config(ice_servers=("turn:127.0.0.1:3478",)))
+    SessionManager(make_config(ice_servers=("turn:127.0.0.1:3478",),
+                               turn__secret=TURN_SECRET))  # starts
+
+
+def test_credentials_are_coturns_rest_api_form_and_expire_with_the_session():
+    """username EXPIRY:session-id, password base64(HMAC-SHA1(secret, username)) (coturn
+    use-auth-secret); only TURN entries written without credentials get them."""
+    servers = parse_ice_servers(["stun:stun.example.com", "turn:turn.example.com:3478",
+                                 "turns:turn.example.com:5349?transport=tcp",
+                                 "turn:static:pw@old.example.com"])
+    expires_at = 1_900_000_000.25
+    one = for_session(servers, TurnSettings(TURN_SECRET, grace_s=GRACE_S), "abc", expires_at)
+    username = f"{math.ceil(expires_at + GRACE_S)}:abc"
+    password = base64.b64encode(hmac.new(TURN_SECRET.encode(), username.encode(),
+                                         hashlib.sha1).digest()).decode()
+    assert [(s.username, s.credential) for s in one] == [
+        (None, None), (username, password), (username, password), ("static", "pw")]
+    assert rest_credentials(TURN_SECRET, "abc", expires_at + GRACE_S) == (username, password)
+    other = for_session(servers, TurnSettings(TURN_SECRET, GRACE_S), "abd", expires_at)
+    assert other[1].credential != password  # each session its own
+    assert for_session(servers, TurnSettings(), "abc", expires_at) == servers
+
+
+def test_the_secret_comes_from_the_environment_and_is_never_shown():
+    cfg = load_config(env={"SERVICE_TURN__SECRET": TURN_SECRET})
+    assert cfg.turn.secret == TURN_SECRET
+    assert TURN_SECRET not in repr(cfg) and TURN_SECRET not in str(cfg.turn)
+
+
 @dataclass(frozen=True)
 class Turn:
     port: int
@@ -83,7 +123,8 @@ class Turn:
 
     @property
     def url(self) -> str:
-        return f"turn:{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{self.port}?transport=udp"
+        """The ice_servers entry: no credentials, they come from the shared secret."""
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
 
 
 def free_port() -> int:
@@ -118,17 +159,18 @@ def stun_answers(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
-    """A real coturn on a free loopback port, with one static long-term user and no
-    system configuration (-n), TLS, CLI or TCP relays; relays on 127.0.0.1 only."""
+    """A real coturn on a free loopback port with the shared secret (TURN REST API
+    credentials only) and no system configuration (-n), TLS, CLI or TCP relays; relays
+    on 127.0.0.1 only."""
     if TURNSERVER is None:
         pytest.skip("coturn's turnserver is not installed (scripts/install-system-packages.sh)")
     work = tmp_path_factory.mktemp("coturn")
     port = free_port()
     log = work / "turnserver.log"
     args = [TURNSERVER, "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
-            "--listening-port", str(port), "--lt-cred-mech", "--user", f"{USER}:{PASSWORD}",
-            "--realm", REALM, "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-            "--no-rfc5780", "--no-tcp-relay", "--no-multicast-peers",
+            "--listening-port", str(port), "--use-auth-secret",
+            "--static-auth-secret", TURN_SECRET, "--realm", REALM, "--fingerprint",
+            "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780", "--no-tcp-relay", "--no-multicast-peers",
             # the service's own candidates are on this machine: loopback peers allowed
             # here only (the deployment files deny them)
             "--allow-loopback-peers",
@@ -156,10 +198,15 @@ def turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Turn]:
 @pytest_asyncio.fixture(scope="module")
 async def turn_server(turn: Turn) -> AsyncIterator:
     server = await start_server(make_config(
-        ice_servers=(turn.url,), sessions__observation_s=4.0,
+        ice_servers=(turn.url,), turn__secret=TURN_SECRET, turn__grace_s=GRACE_S,
+        sessions__observation_s=4.0,
         sessions__media_timeout_s=4.0, sessions__ttl_s=40.0))
     yield server
     await server.close()
+
+
+def session_expiry(server, session) -> float:  # type: ignore[no-untyped-def]
+    return server.app[MANAGER].store.sessions[session["session_id"]].expires_at
 
 
 def nominated_pair(pc):  # type: ignore[no-untyped-def]
@@ -173,10 +220,14 @@ async def test_relay_only_client_is_decided_through_coturn(turn, turn_server, ht
     url = str(turn_server.make_url("")).rstrip("/")
     status, session = await create_session(http, url, KEY, SECRET, challenges="0")
     assert status == 201, session
-    # the client gets the TURN server with its credentials apart, as browsers take them
-    assert session["ice_servers"] == [{
-        "urls": [f"turn:127.0.0.1:{turn.port}?transport=udp"],
-        "username": USER, "credential": PASSWORD}]
+    # the client gets the TURN server with the session's own credentials apart, as
+    # browsers take them, valid until the session expires (plus the grace)
+    [entry] = session["ice_servers"]
+    expiry, _, name = entry["username"].partition(":")
+    assert entry["urls"] == [f"turn:127.0.0.1:{turn.port}?transport=udp"]
+    assert name == session["session_id"]
+    assert int(expiry) == math.ceil(session_expiry(turn_server, session) + GRACE_S)
+    assert entry["credential"] == rest_credentials(TURN_SECRET, name, int(expiry))[1]
     client = WhipClient(session, http, relay_only=True)
     frames = decode_all(data_bytes("blink/zju/000001M_FBN.mp4"))
     assert await client.connect(ClipTrack(frames, fps=15)) == 201
@@ -206,3 +257,63 @@ async def test_relay_only_client_is_decided_through_coturn(turn, turn_server, ht
     assert payload["detail"]["ended_by"] != "no video received", payload["detail"]
     status, stored = await client.poll_result(timeout=10)
     assert status == 200 and stored["infoList"] == payload["infoList"]
+
+
+class _Ignore(asyncio.DatagramProtocol):
+    pass
+
+
+async def allocate(port: int, username: str, password: str) -> str:
+    """A TURN allocation on coturn (RFC 8656 Allocate, aioice's client): the relayed
+    address, or the error coturn answered."""
+    try:
+        transport, _ = await asyncio.wait_for(aioice_turn.create_turn_endpoint(
+            _Ignore, ("127.0.0.1", port), username, password), 10)
+    except stun.TransactionFailed as exc:
+        return f"refused {exc.response.attributes['ERROR-CODE'][0]}"
+    host, relay_port = transport.get_extra_info("sockname")
+    transport.close()
+    return f"relayed {host}"
+
+
+async def relay_candidates(servers: list[dict]) -> list[str]:
+    """The candidates a relay-only client (W3C iceTransportPolicy "relay") offers with
+    these ice_servers: none when coturn refuses its credentials."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(**s) for s in servers],
+                                            iceTransportPolicy=RTCIceTransportPolicy.RELAY))
+    try:
+        pc.createDataChannel("liveness")
+        await pc.setLocalDescription(await pc.createOffer())  # gathers, bounded by aioice
+        return [line for line in pc.localDescription.sdp.splitlines()
+                if line.startswith("a=candidate:")]
+    finally:
+        await pc.close()
+
+
+def forged(entry: dict, how: str) -> dict:
+    """The session's TURN entry with its credentials altered as an attacker would."""
+    expiry, _, name = entry["username"].partition(":")
+    if how == "expired":  # well signed, but its time is over
+        username, password = rest_credentials(TURN_SECRET, name, time.time() - 60)
+    elif how == "extended":  # the expiry pushed back, the signature kept
+        username, password = f"{int(expiry) + 3600}:{name}", entry["credential"]
+    elif how == "other secret":
+        username, password = rest_credentials("not-the-secret", name, int(expiry))
+    else:  # "no expiry": a plain user name, as static credentials had
+        username, password = name, entry["credential"]
+    return {**entry, "username": username, "credential": password}
+
+
+async def test_coturn_relays_for_the_session_credentials_only(turn, turn_server, http):
+    url = str(turn_server.make_url("")).rstrip("/")
+    status, session = await create_session(http, url, KEY, SECRET, challenges="0")
+    assert status == 201, session
+    [entry] = session["ice_servers"]
+    assert await allocate(turn.port, entry["username"], entry["credential"]) == \
+        "relayed 127.0.0.1"
+    assert len(await relay_candidates([entry])) == 1
+    for how in ("expired", "extended", "other secret", "no expiry"):
+        bad = forged(entry, how)
+        assert await allocate(turn.port, bad["username"], bad["credential"]) == \
+            "refused 401", how
+        assert await relay_candidates([bad]) == [], how  # the client has no way through

@@ -21,9 +21,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, ImageMode, ImageOps
+from PIL import Image, ImageMode
 
-from service.errors import BadMedia, TooLarge
+from service.errors import ApiError, BadMedia, TooLarge
 
 # Our checks (ImageLimits, before decoding) replace Pillow's own (a warning at 89 MP, an
 # error at 179 MP), so the configured limit is the one that applies.
@@ -32,9 +32,13 @@ Image.MAX_IMAGE_PIXELS = None
 # Pillow's names for the formats the service promises (README: API).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 
-# What Pillow raises for malformed input: the exceptions its own fuzz tests accept as an
-# answer to hostile files (Pillow Tests/oss-fuzz/test_fuzzers.py).
-_MALFORMED = (OSError, SyntaxError, ValueError, NotImplementedError, OverflowError)
+# EXIF Orientation (tag 0x0112, TIFF 6.0) -> the transposition that shows the image
+# upright; 1 (or none) is upright already. The table of Pillow's ImageOps.exif_transpose.
+ORIENTATION_TAG = 0x0112
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 # 16-bit greyscale as Pillow opens it from PNG and TIFF.
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -65,6 +69,12 @@ def decode_image(data: bytes, image_format: str, limits: ImageLimits
 
     Raises TooLarge when the header claims too many pixels or the decoded samples would
     exceed the memory budget (both before decoding), BadMedia when Pillow cannot read it.
+
+    Any exception Pillow raises while parsing is a file it cannot read (BadMedia, 4002),
+    whatever its type: its parsers raise OSError, SyntaxError and ValueError by design,
+    but struct.error, TypeError, AttributeError, KeyError or IndexError escape from
+    hostile tag values (issue 20: fuzzed EXIF answered 5000 as "a bug in our decoder").
+    The worker's "bug" answer (5000) stays for the other jobs (video frames, bodies).
     """
     if image_format not in ACCEPTED_FORMATS:
         raise BadMedia(f"{image_format} images are not accepted")
@@ -87,13 +97,38 @@ def decode_image(data: bytes, image_format: str, limits: ImageLimits
                                f"{needed // 2**20} MB to decode, the limit is "
                                f"{limits.memory_budget // 2**20} MB")
             img.load()
-            decoded_size = img.size
-            ImageOps.exif_transpose(img, in_place=True)  # phones store portraits rotated
-            if img.size != decoded_size:
-                width, height = height, width
+            upright = _orientation(img)
+            if upright is not None:  # phones store portraits rotated
+                img = img.transpose(upright)
+                if upright in _SWAPS_SIDES:
+                    width, height = height, width
             return (width, height), _to_bgr(img, limits.work_side)
-    except _MALFORMED:
+    except (ApiError, MemoryError):  # ours (4002/4013), and the worker's limit (4013)
+        raise
+    except Exception:  # noqa: BLE001 - see the docstring: hostile bytes, any exception
         raise BadMedia("image data is corrupt, truncated or of an unsupported kind") from None
+
+
+_SWAPS_SIDES = (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270,
+                Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90)
+
+
+def _orientation(img: Image.Image) -> Image.Transpose | None:
+    """The transposition the image's EXIF (or XMP, for PNG) orientation asks for; None
+    when there is none, or when the metadata does not parse.
+
+    Why not ImageOps.exif_transpose: after rotating it writes the whole EXIF block back
+    (and rewrites the XMP), and Pillow's EXIF writer raises struct.error or
+    AttributeError on tag values its reader accepted: one integer is all we need. Why
+    ignore metadata that does not parse rather than refuse the image: the pixels decoded
+    and are what is analysed; a wrong orientation at worst hides the face (4003), as a
+    photo taken sideways does.
+    """
+    try:
+        value = img.getexif().get(ORIENTATION_TAG)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF/XMP readers on hostile bytes
+        return None
+    return _UPRIGHT.get(value) if type(value) is int else None
 
 
 def _fitted(size: tuple[int, int], side: int) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from service.config import Config
 from service.errors import SessionConflict, SessionExpired, StateStoreUnavailable
 from service.replica import Replica, default_public_url
 from service.rtc import peer as peers
+from service.rtc import turn
 from service.rtc.directory import Directory
 from service.rtc.intake import LatestFrame
 from service.rtc.linkstats import LinkMonitor, keyframe_watch
@@ -64,6 +65,7 @@ class SessionManager:
         self.peers: dict[str, peers.Peer] = {}
         # parsed once: a malformed entry stops the start instead of failing each session
         self.ice_servers = peers.parse_ice_servers(cfg.ice_servers)
+        turn.check(self.ice_servers, cfg.turn)
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None
         self._hang_ups: set[asyncio.Task] = set()  # decided peers closing after the result
@@ -77,6 +79,12 @@ class SessionManager:
         if self.directory is not None:
             self.directory.start()
         self.replica.start()
+
+    def ice_servers_for(self, session: Session) -> tuple[peers.IceServer, ...]:
+        """The STUN/TURN servers of one session, its TURN credentials expiring with it
+        (service/rtc/turn.py): handed to the client and used by our own peer."""
+        return turn.for_session(self.ice_servers, self.cfg.turn, session.id,
+                                session.expires_at)
 
     def _changed(self, session: Session) -> None:
         assert self.directory is not None
@@ -135,7 +143,7 @@ class SessionManager:
                 receiver, link, lambda: intake.last_arrival, self.cfg.sessions.network),
                 name="keyframes"))
 
-        peer, answer = await peers.answer(offer_sdp, self.ice_servers, on_video,
+        peer, answer = await peers.answer(offer_sdp, self.ice_servers_for(session), on_video,
                                           session.outbox.attach_channel)
         if session.state != SessionState.CREATED:  # expired or deleted while we negotiated
             await peer.close()

@@ -67,11 +67,13 @@ class IceServer:
 def parse_ice_server(text: str) -> IceServer:
     """Parse one entry of the `ice_servers` setting.
 
-    `stun:host[:port]`, or `turn:` / `turns:` with the credentials in front of the host:
-    `turn:USER:PASSWORD@host[:port][?transport=udp|tcp]`. RFC 7065 has no place for them,
-    so they are taken off the URL here, and a `:`, `@`, `,` or `%` inside either is
-    percent-encoded (`%3A`, `%40`, `%2C`, `%25`). aiortc uses the first STUN and the
-    first TURN server of the list (TURN over UDP or TCP, or TLS over TCP).
+    `stun:host[:port]`, or `turn:` / `turns:` `host[:port][?transport=udp|tcp]`: without
+    credentials each session gets its own from coturn's shared secret
+    (service/rtc/turn.py); the static form puts them in front of the host,
+    `turn:USER:PASSWORD@host...`. RFC 7065 has no place for them, so they are taken off
+    the URL here, and a `:`, `@`, `,` or `%` inside either is percent-encoded (`%3A`,
+    `%40`, `%2C`, `%25`). aiortc uses the first STUN and the first TURN server of the
+    list (TURN over UDP or TCP, or TLS over TCP).
     """
     text = text.strip()
     scheme, _, rest = text.partition(":")
@@ -91,7 +93,7 @@ def parse_ice_server(text: str) -> IceServer:
     except ValueError:
         # the URL is not echoed: a malformed entry may still hold a password
         raise ValueError("ice_servers: each entry must be stun:host[:port] or "
-                         "turn[s]:USER:PASSWORD@host[:port][?transport=udp|tcp]") from None
+                         "turn[s]:[USER:PASSWORD@]host[:port][?transport=udp|tcp]") from None
     return IceServer(url, username, credential)
 
 

@@ -112,7 +112,8 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
         raise
     request.app[WEBHOOKS].register(session.id, callback)
     bind_session(session.id)
-    return web.json_response(_session_json(request, session, token, manager.ice_servers),
+    return web.json_response(_session_json(request, session, token,
+                                           manager.ice_servers_for(session)),
                              status=201)
 
 
