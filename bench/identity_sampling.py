@@ -147,7 +147,9 @@ def main() -> None:
     variants = {
         "old: every 2 s, box jump only": replace(params, interval_min_s=2.0,
                                                  interval_max_s=2.0, steady_interval_min_s=2.0,
-                                                 steady_interval_max_s=2.0, **blind),
+                                                 steady_interval_max_s=2.0,
+                                                 anchor_interval_min_s=2.0,
+                                                 anchor_interval_max_s=2.0, **blind),
         "random 0.5-2.5 s only": replace(params, **blind, **fast),
         "random, 1.5-4.0 s after the anchor, only": replace(params, **blind),
         "random 0.5-2.5 s + jump/size/look (before issue 13)": replace(params, **fast),

@@ -7,7 +7,10 @@ cap on - must never read as another person, while a cut between two people still
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 from conftest import data_bytes, status_of
+from videos import decode_all, encode
 
 
 def answer(body: dict) -> dict[str, str]:
@@ -25,3 +28,34 @@ async def test_the_same_upload_gets_the_same_answer_every_time(client):
         assert status == 200
         answers.append((answer(body), body["detail"]["identity"], body["detail"]["events"]))
     assert all(a == answers[0] for a in answers[1:])
+
+
+def fit(image: np.ndarray, width: int = 320, height: int = 240) -> np.ndarray:
+    """Scaled to `height` and cut to `width` around the centre (no distortion)."""
+    h, w = image.shape[:2]
+    scaled = cv2.resize(image, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+    x0 = (scaled.shape[1] - width) // 2
+    return np.ascontiguousarray(scaled[:, x0:x0 + width])
+
+
+async def test_a_webcam_user_who_turns_puts_a_cap_on_and_hides_his_face_is_not_replaced(
+        client):
+    """turns/fsa_webcam.mp4: turns to near profile, a cap on, hands over the face, dark
+    and blurred moments. It answered "replacement yes" in 5 uploads of 5 before."""
+    status, body = await client.verify(3035, img=data_bytes("turns/fsa_webcam.mp4"))
+    assert status == 200
+    assert answer(body)["Whether there is a replacement"] == "no"
+    identity = body["detail"]["identity"]
+    assert not identity["replaced"] and identity["samples"] >= 5
+    assert identity["deferred_while_turned"] > 0  # turned frames were not compared
+
+
+async def test_a_different_person_swapped_in_while_the_head_is_turned_is_caught(client):
+    """ZJU 000003M for 2 s, then the man of fsa_webcam turned ~35 degrees (not
+    comparable), then frontal: the first usable sample of him is compared with the
+    anchor, and he is not 000003M."""
+    first = [fit(f) for f in decode_all(data_bytes("blink/zju/000003M_FNN.mp4"))[::2][:30]]
+    man = [fit(f) for f in decode_all(data_bytes("turns/fsa_webcam.mp4"))]
+    status, body = await client.verify(3035, img=encode(first + man[48:56] + man[89:135]))
+    assert status == 200
+    assert answer(body)["Whether there is a replacement"] == "yes"

@@ -34,8 +34,8 @@ from service.liveness.geometry import eye_centres, eye_openness, face_box, mouth
 from service.liveness.holds import ActionState, HoldParams, HoldTracker, no_face
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.liveness.planarity import PlanarityDetector, PlanarityParams
-from service.liveness.replacement import IdentityTrack, ReplacementParams, face_look
-from service.liveness.turns import TurnDetector, TurnParams, nose_yaw
+from service.liveness.replacement import Conditions, IdentityTrack, ReplacementParams, face_look
+from service.liveness.turns import TurnDetector, TurnParams, nose_pitch, nose_yaw
 from service.video.frames import Frame
 from service.vision.detection import Detection, iou
 
@@ -235,8 +235,10 @@ class LivenessEngine:
         baseline = self.blink.baseline
         eyes_open = (ear_l + ear_r) / 2 / baseline if baseline else 0.5
         self.planarity.update(t, lm, eyes_open >= 0.85)
+        sharpness, brightness = face_crop_stats(frame.image, box)
+        conditions = Conditions(yaw, nose_pitch(lm), sharpness, brightness)
         sample = None
-        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box)) \
+        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box), conditions) \
                 and self._sample_out is None:
             self.identity.taken(t)
             sample = IdentitySample(t, frame.image, detection)
@@ -246,7 +248,6 @@ class LivenessEngine:
                 events += self._compared(sample, self._embed(frame.image, detection))
                 sample = None
 
-        sharpness, brightness = face_crop_stats(frame.image, box)
         quality = FrameQuality(sharpness, brightness, yaw, eyes_open, min(box[2], box[3]))
         if not competing:
             self.best.offer(t, frame.image, lm, quality)
