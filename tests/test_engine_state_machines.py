@@ -188,7 +188,7 @@ def evidence(events: list[str], tracked: int = 50, analysed: int = 50,
              samples: int = 3) -> ClipEvidence:
     return ClipEvidence(analysed=analysed, with_face=tracked, competing=0,
                         events=[CueEvent(k, 1.0 + i, {}) for i, k in enumerate(events)],
-                        best=None, planarity={"planar": False}, identity={"samples": samples},
+                        best=None, identity={"samples": samples},
                         duration_s=5.0, mouth_moved=events.count("mouth") >= 2)
 
 
