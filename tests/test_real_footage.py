@@ -7,9 +7,14 @@ cap on - must never read as another person, while a cut between two people still
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import cv2
 import numpy as np
-from conftest import data_bytes, status_of
+import pytest_asyncio
+from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
+from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all, encode
 
 
@@ -61,3 +66,55 @@ async def test_a_different_person_swapped_in_while_the_head_is_turned_is_caught(
     status, body = await client.verify(3035, img=encode(first + man[48:56] + man[89:135]))
     assert status == 200
     assert answer(body)["Whether there is a replacement"] == "yes"
+
+
+def turns(body: dict) -> list[str]:
+    return [e["kind"] for e in body["detail"]["events"] if e["kind"].startswith("turn_")]
+
+
+async def test_a_person_who_starts_turned_gets_no_turn_for_facing_the_camera(client, labels):
+    """turns/intel_female.mp4 starts at about -45 degrees (her right) and swings to
+    +32 (her left): the rest is not taken blindly from the first frames, so the start
+    is a right turn and the swing back to the camera is no left turn; a left turn is
+    reported only once she is beyond the camera to her left."""
+    yaw = next(c for c in labels["turn_clips"] if c["path"] == "turns/intel_female.mp4")
+    assert yaw["yaw_deg"][0] < -40 and max(y for y in yaw["yaw_deg"] if y) > 30
+    _, body = await client.verify(3035, img=data_bytes("turns/intel_female.mp4"))
+    assert turns(body)[0] == "turn_right"
+    left = [e for e in body["detail"]["events"] if e["kind"] == "turn_left"]
+    # every left turn falls where the labelled yaw is beyond +20 degrees
+    for event in left:
+        frame = min(round(event["t"] * yaw["fps"]), yaw["frames"] - 1)
+        assert yaw["yaw_deg"][frame] > 20
+
+
+async def test_the_frontal_control_turns_nowhere(client):
+    _, body = await client.verify(3035, img=data_bytes("turns/intel_male.mp4"))
+    assert turns(body) == []
+    assert answer(body)["Whether there is a replacement"] == "no"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def passive_url() -> AsyncIterator[str]:
+    """A service whose passive sessions watch 15.5 s: the whole of fsa_webcam.mp4."""
+    server = await start_server(make_config(sessions__observation_s=15.5))
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def test_the_webcam_user_as_a_passive_stream_is_not_replaced(passive_url, http):
+    """The same clip streamed in real time (10 analysed frames a second, identity
+    sampled at the OS's random times): it answered "the face was replaced by another"
+    2 times out of 2 before."""
+    status, session = await create_session(http, passive_url, KEY, SECRET, challenges=0)
+    assert status == 201, session
+    client = WhipClient(session, http)
+    assert await client.connect(
+        ClipTrack(decode_all(data_bytes("turns/fsa_webcam.mp4")), fps=15)) == 201
+    try:
+        payload = await asyncio.wait_for(client.result, 60)
+    finally:
+        await client.hang_up()
+    assert answer(payload)["Whether there is a replacement"] == "no"
+    assert "the face was replaced by another" not in payload["detail"]["reasons"]
+    assert payload["detail"]["identity"]["samples"] >= 3
