@@ -108,11 +108,13 @@ PEOPLE = {
                      "mouth_open": ((42, 53), (45, 48))}),
     # issue 19: the man of turns/fsa_webcam.mp4 (a GIF: each pose held 8 frames).
     # Neutral: frontal, frames 24-39 (labelled yaw -5..+2). Turning right: -22 degrees
-    # with a hand on his cap (40-47), held at -35 (48-55), back through -22 (56-63).
-    # Turning left: held at +41..+43 (65-71), back through +19..+23 looking up (73-79).
+    # with a hand on his cap (44-47), held at -35 (48-55), back through -22 (56-59).
+    # Turning left: held at +41..+43 (65-71), back through +19..+23 looking up (72-75,
+    # 72 without a face). Each GIF pose lasts 8 frames (0.53 s); half of that is used
+    # going in and out, about as long as a person takes to turn.
     "fsa_webcam": ("turns/fsa_webcam.mp4", (24, 40),
-                   {"turn_right": ((40, 63), (48, 55)),
-                    "turn_left": ((65, 79), (65, 71))}),
+                   {"turn_right": ((44, 59), (48, 55)),
+                    "turn_left": ((65, 75), (65, 71))}),
 }
 # Honest people who turn (issue 19): turn-only sets of 3 hold actions of 2 kinds (no
 # completion needed), on the service that asks all four actions.

@@ -128,6 +128,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     clips = (list(turn_labels) + [c["path"] for c in labels["blink_clips"]][:args.blink]
              + [c["path"] for c in labels["mouth_clips"]])
     rows, false_replaced = [], {"upload": 0, "stream": 0}
+    planes = {p: planarity(p) for p in turn_labels}  # before the streams: it blocks
     async with aiohttp.ClientSession() as http:
         verify = VerifyClient(url, KEY, SECRET, http)
         gate = asyncio.Semaphore(args.concurrency)
@@ -147,7 +148,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
                 turns = turn_check(detail.get("events", []), moves, kind == "upload") \
                     if label else "-"
                 cells.append(f"| {path} | {kind} | {verdict} | {replaced} | "
-                             f"{planarity(path) if label and kind == 'upload' else ''} | "
+                             f"{planes[path] if label and kind == 'upload' else ''} | "
                              f"{turns} |")
             return cells
 
