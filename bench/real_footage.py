@@ -7,8 +7,10 @@ the samples taken), the planarity measure (service/liveness/planarity.py, no lon
 part of `detail`, run here over the clip's own landmarks), and the turns found against
 the labelled yaw (labels.json `turn_clips`): a labelled turn is an excursion beyond
 30 degrees from the person's rest (the median labelled yaw, held within 12 degrees of
-frontal as the service holds its own), ending when the yaw comes back within 15
-degrees; an upload's turn event must fall inside an excursion of its side (+-0.5 s).
+frontal), in at least 2 labelled frames, ending when the yaw comes back within 15
+degrees; each must have an upload's turn event of its side inside it (+-0.5 s), and
+a turn event is wrong when the labelled yaw within 0.3 s of it is not 15 degrees or
+more from rest to its side.
 Streams loop the clip from a random point, so for them only the sides are compared.
 Then one clip uploaded `--repeat` times: how many different answers.
 
@@ -40,12 +42,18 @@ from service.vision.landmarks import FaceLandmarker  # noqa: E402
 TURN_DEG, BACK_DEG, REST_LIMIT_DEG = 30.0, 15.0, 12.0
 
 
-def excursions(yaw: list[float | None], fps: float) -> list[tuple[str, float, float]]:
-    """(side, start s, end s) of each labelled turn beyond TURN_DEG from rest."""
+def rest_of(yaw: list[float | None]) -> float:
     known = [y for y in yaw if y is not None]
-    rest = min(max(statistics.median(known), -REST_LIMIT_DEG), REST_LIMIT_DEG)
+    return min(max(statistics.median(known), -REST_LIMIT_DEG), REST_LIMIT_DEG)
+
+
+def excursions(yaw: list[float | None], fps: float) -> list[tuple[str, float, float]]:
+    """(side, start s, end s) of each labelled turn beyond TURN_DEG from rest, seen in
+    at least 2 labelled frames (a turn needs 2 analysed frames; a single GIF frame
+    without a face for our landmarker cannot be detected by anyone)."""
+    rest = rest_of(yaw)
     out: list[tuple[str, float, float]] = []
-    side, start = None, 0
+    side, start, beyond = None, 0, 0
     for i, y in enumerate(yaw + [rest]):
         delta = None if y is None else y - rest
         now = side
@@ -54,22 +62,32 @@ def excursions(yaw: list[float | None], fps: float) -> list[tuple[str, float, fl
         elif delta is not None and abs(delta) < BACK_DEG:
             now = None
         if now != side:
-            if side is not None:
+            if side is not None and beyond >= 2:
                 out.append((side, start / fps, i / fps))
-            side, start = now, i
+            side, start, beyond = now, i, 0
+        beyond += delta is not None and abs(delta) >= TURN_DEG
     return out
 
 
-def turn_check(events: list[dict], labelled: list[tuple[str, float, float]] | None,
-               timed: bool) -> str:
+def wrong_side(event: dict, yaw: list[float | None], fps: float) -> bool:
+    """Is a turn event not backed by the labelled yaw (beyond BACK_DEG from rest to
+    its side, within 0.3 s of it)?"""
+    rest, i = rest_of(yaw), round(event["t"] * fps)
+    sign = 1 if event["kind"] == "turn_left" else -1
+    near = [y for y in yaw[max(0, i - round(0.3 * fps)):i + round(0.3 * fps) + 1]
+            if y is not None]
+    return not any(sign * (y - rest) >= BACK_DEG for y in near)
+
+
+def turn_check(events: list[dict], label: dict | None, timed: bool) -> str:
     found = [e for e in events if e["kind"] in ("turn_left", "turn_right")]
     text = ", ".join(f"{e['kind'][5]}{'@%.1f' % e['t'] if timed else ''}" for e in found)
-    if labelled is None:
+    if label is None:
         return f"found {text or 'none'}"
+    labelled = excursions(label["yaw_deg"], label["fps"])
     want = ", ".join(f"{s[5]}@{a:.1f}-{b:.1f}" for s, a, b in labelled) or "none"
     if timed:
-        wrong = [e for e in found if not any(
-            e["kind"] == s and a - 0.5 <= e["t"] <= b + 0.5 for s, a, b in labelled)]
+        wrong = [e for e in found if wrong_side(e, label["yaw_deg"], label["fps"])]
         missed = [x for x in labelled if not any(
             e["kind"] == x[0] and x[1] - 0.5 <= e["t"] <= x[2] + 0.5 for e in found)]
     else:
@@ -117,7 +135,7 @@ async def stream(http: aiohttp.ClientSession, url: str, path: str, offset: int) 
     client = WhipClient(session, http)
     await client.connect(ClipTrack(frames, fps=15))
     try:
-        return await asyncio.wait_for(client.result, 90)
+        return await asyncio.wait_for(client.result, 60)
     finally:
         await client.hang_up()
 
@@ -135,7 +153,6 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
         async def one(index: int, path: str) -> list[str]:
             label = turn_labels.get(path)
-            moves = excursions(label["yaw_deg"], label["fps"]) if label else None
             async with gate:
                 _, body = await verify.verify(3035, img=(DATA / path).read_bytes())
                 payload = await stream(http, url, path, 7 * index) if args.streams else None
@@ -145,18 +162,22 @@ async def run(args: argparse.Namespace, url: str) -> None:
                     continue
                 verdict, replaced, detail = summary(result)
                 false_replaced[kind] += replaced.startswith("yes")
-                turns = turn_check(detail.get("events", []), moves, kind == "upload") \
+                turns = turn_check(detail.get("events", []), label, kind == "upload") \
                     if label else "-"
                 cells.append(f"| {path} | {kind} | {verdict} | {replaced} | "
                              f"{planes[path] if label and kind == 'upload' else ''} | "
                              f"{turns} |")
             return cells
 
-        for cells in await asyncio.gather(*(one(i, p) for i, p in enumerate(clips))):
-            rows.extend(cells)
         print("| clip | path | verdict | replacement | planarity (module, not reported) "
-              "| turns vs labelled yaw |\n|---|---|---|---|---|---|")
-        print("\n".join(rows))
+              "| turns vs labelled yaw |\n|---|---|---|---|---|---|", flush=True)
+
+        async def printed(index: int, path: str) -> None:
+            for cell in await one(index, path):
+                print(cell, flush=True)
+                rows.append(cell)
+
+        await asyncio.gather(*(printed(i, p) for i, p in enumerate(clips)))
         print(f"\nfalse replacements: {false_replaced['upload']} of {len(clips)} uploads, "
               f"{false_replaced['stream']} of {len(clips) if args.streams else 0} streams")
         for path in args.repeat_clips:

@@ -39,10 +39,10 @@ def test_holding_a_turn_counts_once_and_small_sway_never():
 
 
 def test_turns_are_measured_from_the_persons_resting_yaw():
-    # camera off to one side: resting yaw 0.15; a turn back to -0.1 is a right turn of
-    # 0.25, not enough; a turn to -0.25 is
-    assert run_turns([0.15] * 10 + [-0.1] * 5) == []
-    assert run_turns([0.15] * 10 + [-0.25] * 5) == ["turn_right"]
+    # camera off to one side: resting yaw 0.08; a turn back to -0.15 is a right turn of
+    # 0.23, not enough; a turn to -0.3 is
+    assert run_turns([0.08] * 10 + [-0.15] * 5) == []
+    assert run_turns([0.08] * 10 + [-0.3] * 5) == ["turn_right"]
 
 
 def test_a_person_who_starts_turned_is_not_resting():

@@ -92,7 +92,7 @@ class HoldParams:
     turn_exit: float = 0.25
     # the rest yaw is held within this of frontal (TurnParams.rest_limit: a person who
     # starts turned is not resting)
-    rest_limit: float = 0.2
+    rest_limit: float = 0.1
     # Levels come from the last `level_window_s` of frames where the action was off,
     # once `min_samples` such frames exist (no state is reported before: 0.5 s at the
     # 10 fps stream rate, before any prompt can come). 10 s: a few challenges' worth.
