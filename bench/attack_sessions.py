@@ -35,7 +35,9 @@ after a reaction time drawn from 0.3-1.2 s (seeded per session) with real frames
 eyes_closed the shut frames of a real blink held with sensor noise, then its
 reopening; for mouth_open the wide-open frames of a GRID word held. The GRID speaker
 lbax4n does both (sets with the mouth); the ZJU person 000001M only closes the eyes.
-shared/data has no head-turning footage, so no honest session is asked to turn.
+honest_turns (issue 19): the man of shared/data/turns/fsa_webcam.mp4 turning right or left
+on prompt (his real turn-away and turn-back frames, the turned pose held with noise),
+asked turn-only sets on the service that picks from all four actions.
 
 FFmpeg comes from the `imageio-ffmpeg` package (its bundled build has `-f whip`); if
 it is not installed the FFmpeg scenarios are skipped with the reason printed.
@@ -104,7 +106,20 @@ PEOPLE = {
     "grid_lbax4n": ("mouth/grid/lbax4n.mpg", (55, 75),
                     {"eyes_closed": ((25, 34), (28, 31)),
                      "mouth_open": ((42, 53), (45, 48))}),
+    # issue 19: the man of turns/fsa_webcam.mp4 (a GIF: each pose held 8 frames).
+    # Neutral: frontal, frames 24-39 (labelled yaw -5..+2). Turning right: -22 degrees
+    # with a hand on his cap (44-47), held at -35 (48-55), back through -22 (56-59).
+    # Turning left: held at +41..+43 (65-71), back through +19..+23 looking up (72-75,
+    # 72 without a face). Each GIF pose lasts 8 frames (0.53 s); half of that is used
+    # going in and out, about as long as a person takes to turn.
+    "fsa_webcam": ("turns/fsa_webcam.mp4", (24, 40),
+                   {"turn_right": ((44, 59), (48, 55)),
+                    "turn_left": ((65, 75), (65, 71))}),
 }
+# Honest people who turn (issue 19): turn-only sets of 3 hold actions of 2 kinds (no
+# completion needed), on the service that asks all four actions.
+HONEST_TURN_SETS: tuple[str | None, ...] = ("turn_left,turn_right,turn_left",
+                                            "turn_right,turn_left,turn_right")
 LEGACY = {"blink": "eyes_closed", "mouth": "mouth_open"}
 ACTOR_FPS = 15.0  # ActingTrack's frame rate (the action spans above are in source frames)
 REEL_PERSON = "grid_lbax4n"  # the one who does both actions
@@ -374,6 +389,7 @@ class Scenario:
     sets: tuple[str | None, ...]
     needs_ffmpeg: bool = False
     inputs: int = 0  # distinct clips it plays: it runs at least that many sessions
+    pool: str = POOLS[1]  # the service honest sessions go to
 
 
 SCENARIOS = [
@@ -394,6 +410,7 @@ SCENARIOS = [
     Scenario("ffmpeg_watched", True, ffmpeg_push(watched=True), ATTACK_SETS,
              needs_ffmpeg=True),
     Scenario("honest", False, honest, HONEST_SETS),
+    Scenario("honest_turns", False, honest, HONEST_TURN_SETS, pool=POOLS[0]),
 ]
 
 
@@ -458,7 +475,7 @@ async def run_all(args: argparse.Namespace, url: str, kiosk_url: str) -> list[Ta
         # each scenario starts at another set, so short runs still cover every set;
         # attacks alternate between the two services, honest people use the kiosk one
         jobs += [(tally, i, sets[(i + k) % len(sets)],
-                  POOLS[(i // len(sets)) % 2] if scenario.attack else POOLS[1])
+                  POOLS[(i // len(sets)) % 2] if scenario.attack else scenario.pool)
                  for i in range(count)]
     random.Random(args.seed).shuffle(jobs)  # scenarios interleaved: same load for each
     queue: asyncio.Queue = asyncio.Queue()

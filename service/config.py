@@ -128,7 +128,7 @@ class Config:
 
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
-    # service/liveness/{blink,mouth,turns,replacement,planarity}.py and engine.py.
+    # service/liveness/{blink,mouth,turns,replacement}.py and engine.py.
     engine: EngineParams = field(default_factory=EngineParams)
     # What the verdict requires (service/liveness/decision.py).
     video_policy: VideoPolicy = field(default_factory=VideoPolicy)

@@ -65,7 +65,6 @@ ENVELOPE_STATUSES = frozenset(
 REASON_SLUGS = (
     ("face tracked in only", "face_not_tracked"),
     ("the face was replaced", "replaced"),
-    ("the face moved like a flat picture", "planar"),
     ("identity checked fewer", "identity_unchecked"),
     ("challenges not met", "challenges_not_met"),
     ("challenges not delivered", "challenges_not_delivered"),

@@ -143,7 +143,8 @@ def test_random_sampling_alone_finds_the_cut_that_a_fixed_period_misses(runtime,
     blind = {"jump_widths": 1e9, "scale_ratio": 1e9, "look_distance": 1e9}
     fixed = replaced_per_seed(runtime, looped, lambda p: ReplacementParams(
         **{**p.__dict__, **blind, "interval_min_s": 2.0, "interval_max_s": 2.0,
-                           "steady_interval_min_s": 2.0, "steady_interval_max_s": 2.0}))
+                           "steady_interval_min_s": 2.0, "steady_interval_max_s": 2.0,
+                           "anchor_interval_min_s": 2.0, "anchor_interval_max_s": 2.0}))
     jittered = replaced_per_seed(runtime, looped, lambda p: ReplacementParams(
         **{**p.__dict__, **blind}))
     assert fixed == [False] * len(SEEDS)

@@ -2,7 +2,7 @@
 
 Default policy (spec section 1, configurable through VideoPolicy): "Living body" only
 when one face is tracked through most of the clip, its identity was checked at least
-twice and no replacement is seen, no planar (photo/screen) motion is seen, silent
+twice and no replacement is seen, silent
 liveness on the best frame says live, and at least one active cue happened (a blink
 or mouth movement; in a streaming session: every challenge met in order within its
 deadline). The yes/no cue fields report what was observed, whatever the verdict.
@@ -34,11 +34,6 @@ class VideoPolicy:
     # An uploaded clip is refused (4004) when a second face of comparable size is present
     # in this fraction of the frames with a face: two people throughout, not a passer-by.
     competing_fraction: float = 0.8
-    # Planar motion as a veto. Off by default: measured with the ZJU/GRID clips and
-    # synthetic tilted photos (README, "Video liveness"), the landmark-based planarity
-    # cue fired on too few tilted photos and on one real clip, so it is reported in
-    # `detail` but does not decide until it is better than that.
-    planarity_veto: bool = False
     # Identity samples a live verdict needs: with one, nothing was compared, so a
     # replacement could not have been seen. Samples come every 0.5-2.5 s of near-frontal
     # face (ReplacementParams), so any clip or session with ~3 s of frontal face has 2.
@@ -73,7 +68,6 @@ def decide(evidence: ClipEvidence, pad: LivenessJudgement | None, pad_problem: s
     blinked = evidence.count("blink") >= policy.min_blinks
     mouth_moved = evidence.mouth_moved
     replaced = evidence.count("replacement") > 0
-    planar = policy.planarity_veto and bool(evidence.planarity.get("planar"))
     reasons: list[str] = []
     factor = 1.0
     if evidence.tracked_fraction < policy.min_tracked_fraction:
@@ -82,9 +76,6 @@ def decide(evidence: ClipEvidence, pad: LivenessJudgement | None, pad_problem: s
     if replaced:
         reasons.append("the face was replaced by another")
         factor *= 0.2
-    if planar:
-        reasons.append("the face moved like a flat picture")
-        factor *= 0.3
     samples = evidence.identity.get("samples", 0)
     if not isinstance(samples, int) or samples < policy.min_identity_samples:
         reasons.append(f"identity checked fewer than {policy.min_identity_samples} times")
@@ -112,7 +103,6 @@ def decide(evidence: ClipEvidence, pad: LivenessJudgement | None, pad_problem: s
         "competing_face_frames": evidence.competing,
         "duration_s": round(evidence.duration_s, 3),
         "events": [e.to_json() for e in evidence.events],
-        "planarity": evidence.planarity,
         "identity": evidence.identity,
         "silent_liveness": pad.detail() if pad is not None else {"problem": pad_problem},
     }

@@ -6,8 +6,7 @@ caller owns the clock (frame times), the threads, and what to do with the eviden
 
 Per analysed frame: FaceMesh landmarks (478 points); the main face is the one that
 continues the track (closest to the last box), else the largest; then the eye and mouth
-aspect ratios feed the blink and mouth detectors, the nose yaw feeds the turn detector,
-the face shape feeds the planarity detector, an embedding at random times (and at once
+aspect ratios feed the blink and mouth detectors, the nose yaw feeds the turn detector, an embedding at random times (and at once
 on a break in the face track; near-frontal frames only) feeds the identity track, and
 the frame is offered to the best-frame keeper. Every analysed frame also gets an
 ActionState (holds.py: eyes closed, mouth wide open, head turned) for the challenge script.
@@ -33,9 +32,8 @@ from service.liveness.blink import BlinkDetector, BlinkParams
 from service.liveness.geometry import eye_centres, eye_openness, face_box, mouth_aspect_ratio
 from service.liveness.holds import ActionState, HoldParams, HoldTracker, no_face
 from service.liveness.mouth import MouthDetector, MouthParams
-from service.liveness.planarity import PlanarityDetector, PlanarityParams
-from service.liveness.replacement import IdentityTrack, ReplacementParams, face_look
-from service.liveness.turns import TurnDetector, TurnParams, nose_yaw
+from service.liveness.replacement import Conditions, IdentityTrack, ReplacementParams, face_look
+from service.liveness.turns import TurnDetector, TurnParams, nose_pitch, nose_yaw
 from service.video.frames import Frame
 from service.vision.detection import Detection, iou
 
@@ -55,7 +53,6 @@ class EngineParams:
     mouth: MouthParams = field(default_factory=MouthParams)
     turn: TurnParams = field(default_factory=TurnParams)
     replacement: ReplacementParams = field(default_factory=ReplacementParams)
-    planarity: PlanarityParams = field(default_factory=PlanarityParams)
     holds: HoldParams = field(default_factory=HoldParams)
     # a second face at least this fraction of the main face's area competes with it;
     # the whole frame is searched for other faces (BlazeFace) this often, in seconds:
@@ -117,7 +114,6 @@ class ClipEvidence:
     competing: int  # frames where a second face competed with the main one
     events: list[CueEvent]
     best: BestFrame | None
-    planarity: dict[str, object]
     identity: dict[str, object]
     duration_s: float
     candidates: list[BestFrame] = field(default_factory=list)  # best first
@@ -162,7 +158,6 @@ class LivenessEngine:
         self.turn = TurnDetector(params.turn)
         self.holds = HoldTracker(params.holds)
         self.identity = IdentityTrack(params.replacement, rng or random.Random())
-        self.planarity = PlanarityDetector(params.planarity)
         self.best = BestFrameKeeper()
         self.events: list[CueEvent] = []
         self.analysed = 0
@@ -204,7 +199,6 @@ class LivenessEngine:
         faces = self._landmarker.detect(frame.image)
         if not faces:
             self.identity.lost()
-            self.planarity.reset()
             self._last = None
             return FrameReport(t, 0, ("no face",), (), no_face(t))
         lm = self._main_face(faces)
@@ -234,9 +228,10 @@ class LivenessEngine:
         detection = as_detection(lm)
         baseline = self.blink.baseline
         eyes_open = (ear_l + ear_r) / 2 / baseline if baseline else 0.5
-        self.planarity.update(t, lm, eyes_open >= 0.85)
+        sharpness, brightness = face_crop_stats(frame.image, box)
+        conditions = Conditions(yaw, nose_pitch(lm), sharpness, brightness)
         sample = None
-        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box)) \
+        if self.identity.wants_sample(t, box, yaw, face_look(frame.image, box), conditions) \
                 and self._sample_out is None:
             self.identity.taken(t)
             sample = IdentitySample(t, frame.image, detection)
@@ -246,7 +241,6 @@ class LivenessEngine:
                 events += self._compared(sample, self._embed(frame.image, detection))
                 sample = None
 
-        sharpness, brightness = face_crop_stats(frame.image, box)
         quality = FrameQuality(sharpness, brightness, yaw, eyes_open, min(box[2], box[3]))
         if not competing:
             self.best.offer(t, frame.image, lm, quality)
@@ -271,7 +265,6 @@ class LivenessEngine:
         replaced = self.identity.result(sample.t, embedding)
         if replaced is None:
             return []
-        self.planarity.reset()  # the shape seen so far was someone else's
         return [CueEvent("replacement", replaced.t, {"cosine": replaced.cosine})]
 
     def identified(self, sample: IdentitySample, embedding: np.ndarray) -> tuple[CueEvent, ...]:
@@ -303,7 +296,6 @@ class LivenessEngine:
         return ClipEvidence(
             analysed=self.analysed, with_face=self.with_face, competing=self.competing,
             events=list(self.events), best=self.best.best, candidates=list(self.best.frames),
-            planarity=self.planarity.to_json(),
             identity={"replaced": self.identity.event is not None,
                       "samples": self.identity.samples,
                       "deferred_while_turned": self.identity.deferred,

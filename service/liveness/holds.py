@@ -90,6 +90,9 @@ class HoldParams:
     # not measured on turning people.
     turn_enter: float = 0.35
     turn_exit: float = 0.25
+    # the rest yaw is held within this of frontal (TurnParams.rest_limit: a person who
+    # starts turned is not resting)
+    rest_limit: float = 0.1
     # Levels come from the last `level_window_s` of frames where the action was off,
     # once `min_samples` such frames exist (no state is reported before: 0.5 s at the
     # 10 fps stream rate, before any prompt can come). 10 s: a few challenges' worth.
@@ -156,6 +159,7 @@ class HoldTracker:
         p = self.params
         rest = self._rest.value(p.min_samples)
         if rest is not None:
+            rest = min(max(rest, -p.rest_limit), p.rest_limit)
             delta = yaw - rest
             # positive yaw: the nose points to image right, the person's own left
             side = "turn_left" if delta > 0 else "turn_right"

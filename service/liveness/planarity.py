@@ -1,5 +1,13 @@
 """Motion planarity: is the "face" a flat picture tilted in front of the camera?
 
+Not part of the service's evidence since issue 19: measured on the real heads of
+shared/data/turns (bench/real_footage.py), the median ratio below is 1.3 for the man
+of fsa_webcam.mp4 turning to +-44 degrees and 0.8-0.9 for the people of fsa_office and
+intel_female_and_male, inside the 0.2-0.9 of synthetic tilted photos: `planar: true`
+for real turning heads, so a field that says so would mislead integrators. It was never
+a veto (it fired on too few tilted photos). Kept, with its tests, for the bench that
+measures it, until a measure that separates real heads exists.
+
 A flat picture turned away from the camera is foreshortened as a whole: its eye
 distance shrinks against its height (or the other way round when tilted forward), but
 the nose stays exactly where it was relative to the eyes, because it is printed on the

@@ -69,7 +69,7 @@ log = logging.getLogger("service.rtc")
 NOT_DELIVERED = "challenges not delivered"
 # The evidence of a stream whose peer never sent a frame (its engine was never built).
 NO_FRAMES = ClipEvidence(analysed=0, with_face=0, competing=0, events=[], best=None,
-                         planarity={}, identity={}, duration_s=0.0)
+                         identity={}, duration_s=0.0)
 
 
 class StreamRun:
