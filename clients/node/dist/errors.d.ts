@@ -57,6 +57,11 @@ export declare class LowQualityError extends ApiError {
 export declare class UnknownTypeError extends ApiError {
     static readonly status = "4006";
 }
+/** 4007: a streaming session the network failed: no verdict on the person; start a new session. */
+export declare class NetworkError extends ApiError {
+    static readonly status = "4007";
+    static readonly retryable = true;
+}
 /** 4010: unknown key, wrong token or wrong session bearer. */
 export declare class AuthenticationError extends ApiError {
     static readonly status = "4010";

@@ -78,6 +78,11 @@ export class LowQualityError extends ApiError {
 export class UnknownTypeError extends ApiError {
     static status = "4006";
 }
+/** 4007: a streaming session the network failed: no verdict on the person; start a new session. */
+export class NetworkError extends ApiError {
+    static status = "4007";
+    static retryable = true;
+}
 /** 4010: unknown key, wrong token or wrong session bearer. */
 export class AuthenticationError extends ApiError {
     static status = "4010";
@@ -141,7 +146,7 @@ export class StateStoreUnavailableError extends ApiError {
 /** Envelope status -> exception class, for every error status the service documents. */
 export const ERRORS = Object.freeze(Object.fromEntries([
     MalformedFieldError, BadMediaError, NoFaceError, SeveralFacesError, LowQualityError,
-    UnknownTypeError, AuthenticationError, StaleTimestampError, PayloadTooLargeError,
+    UnknownTypeError, NetworkError, AuthenticationError, StaleTimestampError, PayloadTooLargeError,
     NotFoundError, MethodNotAllowedError, RequestTimeoutError, SessionConflictError,
     SessionExpiredError, SessionLostError, UnsupportedMediaTypeError,
     ExpectationFailedError, RateLimitedError, InternalServerError,

@@ -71,6 +71,11 @@ export class SeveralFacesError extends ApiError { static readonly status = "4004
 export class LowQualityError extends ApiError { static readonly status = "4005"; }
 /** 4006: a typeId the service does not offer. */
 export class UnknownTypeError extends ApiError { static readonly status = "4006"; }
+/** 4007: a streaming session the network failed: no verdict on the person; start a new session. */
+export class NetworkError extends ApiError {
+  static readonly status = "4007";
+  static readonly retryable = true;
+}
 /** 4010: unknown key, wrong token or wrong session bearer. */
 export class AuthenticationError extends ApiError { static readonly status = "4010"; }
 /** 4011: timestamp outside the window (check the clock) or a replayed request. */
@@ -120,7 +125,7 @@ type ApiErrorClass = (new (
 export const ERRORS: Readonly<Record<string, ApiErrorClass>> = Object.freeze(
   Object.fromEntries([
     MalformedFieldError, BadMediaError, NoFaceError, SeveralFacesError, LowQualityError,
-    UnknownTypeError, AuthenticationError, StaleTimestampError, PayloadTooLargeError,
+    UnknownTypeError, NetworkError, AuthenticationError, StaleTimestampError, PayloadTooLargeError,
     NotFoundError, MethodNotAllowedError, RequestTimeoutError, SessionConflictError,
     SessionExpiredError, SessionLostError, UnsupportedMediaTypeError,
     ExpectationFailedError, RateLimitedError, InternalServerError,

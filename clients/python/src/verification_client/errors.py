@@ -96,6 +96,13 @@ class UnknownTypeError(ApiError):
     status = "4006"
 
 
+class NetworkError(ApiError):
+    """4007: a streaming session the network failed (lasting freezes or loss; `detail`
+    carries `network`): no verdict on the person, so start a new session."""
+    status = "4007"
+    retryable = True
+
+
 # --- credentials (4010, 4011) ---
 
 class AuthenticationError(ApiError):
@@ -179,7 +186,7 @@ class StateStoreUnavailableError(ApiError):
 ERRORS: dict[str, type[ApiError]] = {
     cls.status: cls for cls in (
         MalformedFieldError, BadMediaError, NoFaceError, SeveralFacesError,
-        LowQualityError, UnknownTypeError, AuthenticationError, StaleTimestampError,
+        LowQualityError, UnknownTypeError, NetworkError, AuthenticationError, StaleTimestampError,
         PayloadTooLargeError, NotFoundError, MethodNotAllowedError, RequestTimeoutError,
         SessionConflictError, SessionExpiredError, SessionLostError,
         UnsupportedMediaTypeError, ExpectationFailedError, RateLimitedError,
