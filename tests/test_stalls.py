@@ -37,12 +37,16 @@ def test_what_the_network_failed():
     silent = LinkSample(connected=True, received=50, silent_s=3.0)
     garbled = LinkSample(connected=True, received=500, rtp_packets=400)
     camera_off = LinkSample(connected=True, received=30, silent_s=0.2)
+    # sampled just before the next RTCP packet of a sender with no video (aiortc sends
+    # one every 0.5-1.5 s): still a camera that sends nothing
+    between_rtcp = LinkSample(connected=True, received=30, silent_s=1.4)
     assert failed_by_network("network", 100, None, P)
     assert failed_by_network("no video received", 0, dead, P)
     assert failed_by_network("no video received", 0, silent, P)
     assert failed_by_network("no video received", 0, garbled, P)
     # RTCP keeps coming but no video: the camera, not the network
     assert not failed_by_network("no video received", 0, camera_off, P)
+    assert not failed_by_network("no video received", 0, between_rtcp, P)
     assert not failed_by_network("challenge failed", 100, dead, P)
     assert not failed_by_network("challenges done", 100, silent, P)
 

@@ -34,6 +34,13 @@ class NetworkParams:
     # between decoded frames were 0.2-0.3 s (NACK repairs most losses within a round
     # trip), so 0.6 s is twice that and still well under a reaction window (2.5 s).
     stall_after_s: float = 0.6
+    # A connected link that carried no datagram at all for this long went silent (the
+    # network, not the camera). Not `stall_after_s`: a sender with no video still sends
+    # RTCP, but aiortc's sender only every 0.5-1.5 s (rtcrtpsender._run_rtcp; browsers
+    # about once a second), so a 0.6 s limit called a connected camera that sends
+    # nothing `network` or "no video received" depending on when it was sampled
+    # (tests/test_rtc_sessions.py failed 1 run in 3). Twice the longest RTCP interval.
+    silent_after_s: float = 3.0
     # Stalled time a session tolerates in total; beyond it the session ends as
     # `network`. 8 s: a 2 s blackout and a few seconds of a squeezed uplink pass, and
     # it ends before media_timeout_s (10 s) would call a stalled stream "no video".
@@ -140,7 +147,7 @@ def failed_by_network(ended_by: str, frames: int, link: LinkSample | None,
         return True
     if ended_by not in ("no video received", "session deadline") or link is None:
         return False
-    return (not link.connected or link.silent_s >= params.stall_after_s
+    return (not link.connected or link.silent_s >= params.silent_after_s
             or (frames == 0 and link.rtp_packets > 0))
 
 
