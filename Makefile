@@ -37,6 +37,7 @@ run: models
 	SERVICE_MODEL_DIR=$(MODEL_DIR) $(PY) -m service.launch --host 127.0.0.1 --port 8080
 
 test: models system-packages
+	$(VENV)/bin/lint-imports
 	SERVICE_MODEL_DIR=$(MODEL_DIR) MODEL_SOURCE_DIR=$(MODEL_SOURCE_DIR) $(PY) -m pytest -q
 
 bench: models

@@ -69,8 +69,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from _service import DATA, KEY, SECRET, running_service  # noqa: E402
-from rtc_client import (  # noqa: E402
+from _service import DATA, KEY, SECRET, running_service
+from rtc_client import (
     ActingTrack,
     ClipTrack,
     EventStream,
@@ -79,7 +79,7 @@ from rtc_client import (  # noqa: E402
     create_session,
     performance,
 )
-from videos import decode_all, held_photo  # noqa: E402
+from videos import decode_all, held_photo
 
 LABELS = json.loads((DATA / "labels.json").read_text())
 FPS = {c["path"]: c["fps"] for c in LABELS["blink_clips"] + LABELS["mouth_clips"]}

@@ -54,7 +54,7 @@ from service.liveness.geometry import eye_aspect_ratio, eye_openness, mouth_aspe
 from service.liveness.holds import HoldParams, HoldTracker
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.liveness.turns import nose_yaw
-from service.video.frames import Frame, decode_frames
+from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
 
 ROOT = Path(__file__).resolve().parents[1]

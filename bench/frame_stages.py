@@ -45,7 +45,7 @@ from models.manifest import resolve_models
 from service.app import MODEL_NAMES
 from service.config import Config, load_config
 from service.liveness.engine import LivenessEngine
-from service.video.frames import frame_from_av
+from service.media.frames import frame_from_av
 from service.vision.runtime import ModelRuntime
 
 STREAM_FPS = 15.0

@@ -45,7 +45,7 @@ from service.liveness.replacement import (
     look_distance,
 )
 from service.liveness.turns import nose_pitch, nose_yaw
-from service.video.frames import decode_frames
+from service.media.frames import decode_frames
 from service.vision.runtime import ModelRuntime
 
 ROOT = Path(__file__).resolve().parents[1]

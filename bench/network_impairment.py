@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+from _service import KEY, SECRET, running_service
 from attack_sessions import (
     ACTOR_FPS,
     BLINK_CLIPS,
@@ -57,8 +58,6 @@ from attack_sessions import (
 )
 from netimpair import Conditions, Link
 from rtc_client import ActingTrack, ClipTrack, WhipClient, create_session
-
-from _service import KEY, SECRET, running_service
 
 SESSION_TIMEOUT_S = 120.0
 

@@ -19,7 +19,6 @@ from collections import defaultdict
 
 import aiohttp
 import numpy as np
-
 from _service import DATA, KEY, SECRET, run_with_service
 from verification_client import ApiError, AsyncClient
 

@@ -27,17 +27,16 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from _service import DATA, KEY, SECRET, running_service  # noqa: E402
-from rtc_client import ClipTrack, WhipClient, create_session  # noqa: E402
-from videos import decode_all  # noqa: E402
+from _service import DATA, KEY, SECRET, running_service
+from rtc_client import ClipTrack, WhipClient, create_session
+from videos import decode_all
 
-from service.client import VerifyClient  # noqa: E402
-from service.liveness.planarity import PlanarityDetector  # noqa: E402
-from service.vision.landmarks import FaceLandmarker  # noqa: E402
+from service.client import VerifyClient
+from service.liveness.planarity import PlanarityDetector
+from service.vision.landmarks import FaceLandmarker
 
 TURN_DEG, BACK_DEG, REST_LIMIT_DEG = 30.0, 15.0, 12.0
 

@@ -48,8 +48,8 @@ from replicas import KEY, SECRET, RedisServer, redis_server, replica_set
 from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all
 
-from service.shared_state import ReplicaInfo, SessionRecord
-from service.shared_state.redis import RedisState
+from service.cluster.shared_state import ReplicaInfo, SessionRecord
+from service.cluster.shared_state.redis import RedisState
 
 DATA = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "data"
 CLIP = "blink/zju/000001M_FBN.mp4"

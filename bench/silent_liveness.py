@@ -27,7 +27,6 @@ from pathlib import Path
 import aiohttp
 import cv2
 import numpy as np
-
 from _service import DATA, KEY, SECRET, run_with_service
 from attacks import ATTACKS
 from verification_client import ApiError, AsyncClient

@@ -31,16 +31,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/videos.py: the clip encoder
 sys.path.insert(0, str(ROOT / "bench"))
-import frame_stages  # noqa: E402
-from _service import DATA  # noqa: E402
-from videos import decode_all, encode, held_photo  # noqa: E402
+import frame_stages
+from _service import DATA
+from videos import decode_all, encode, held_photo
 
-from models.manifest import resolve_models  # noqa: E402
-from service.app import MODEL_NAMES  # noqa: E402
-from service.config import Config  # noqa: E402
-from service.errors import ApiError  # noqa: E402
-from service.video_liveness import analyse_video  # noqa: E402
-from service.vision.runtime import ModelRuntime  # noqa: E402
+from models.manifest import resolve_models
+from service.app import MODEL_NAMES
+from service.config import Config
+from service.errors import ApiError
+from service.judging.video import analyse_video
+from service.vision.runtime import ModelRuntime
 
 
 def verdict(runtime: ModelRuntime, cfg: Config, data: bytes) -> dict:

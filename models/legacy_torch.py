@@ -222,7 +222,6 @@ def load_legacy_state_dict(path: Path | str) -> dict[str, np.ndarray]:
         if not isinstance(value, _PendingTensor):
             raise LegacyFormatError(f"{path}: entry {name!r} is not a tensor")
         name = str(name)
-        if name.startswith("module."):
-            name = name[len("module."):]
+        name = name.removeprefix("module.")
         result[name] = _materialise(value)
     return result

@@ -13,9 +13,9 @@ from aiohttp import web
 from models.manifest import ModelError, resolve_models
 from service.app import MODEL_NAMES, create_app, drain
 from service.config import load_config
-from service.http_server import serve
-from service.logs import configure_logging
-from service.memory import limit_malloc_arenas
+from service.http.server import serve
+from service.ops.logs import configure_logging
+from service.ops.memory import limit_malloc_arenas
 
 
 def main() -> None:

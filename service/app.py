@@ -11,21 +11,22 @@ from aiohttp.web_protocol import RequestPayloadError
 from models.manifest import resolve_models
 from service.api.body_parser import add_body_parser
 from service.api.verify import verify
-from service.auth import Authenticator
+from service.cluster.shared_state import open_shared_state
 from service.config import Config
 from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
-from service.forwarded import forwarded_middleware
-from service.http_server import BodyTimeout, closing, error_response, http_error_response
-from service.logs import echo_request_id, request_id_middleware
-from service.metrics import METRICS, Metrics, add_metrics_route, metrics_middleware
-from service.openapi import add_openapi_route
+from service.http.auth import Authenticator
+from service.http.forwarded import forwarded_middleware
+from service.http.metrics import add_metrics_route, metrics_middleware
+from service.http.openapi import add_openapi_route
+from service.http.server import BodyTimeout, closing, error_response, http_error_response
+from service.http.web import add_web_routes
+from service.ops.logs import echo_request_id, request_id_middleware
+from service.ops.metrics import METRICS, Metrics
+from service.ops.webhooks import WEBHOOKS, WebhookSender
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, add_session_routes
-from service.shared_state import open_shared_state
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
-from service.web import add_web_routes
-from service.webhooks import WEBHOOKS, WebhookSender
 
 log = logging.getLogger("service")
 
@@ -42,7 +43,7 @@ async def envelope_middleware(request: web.Request, handler):  # type: ignore[no
 
     aiohttp's own refusals raised while routing or reading (404, 405, 413) keep their
     HTTP status; the ones aiohttp answers outside the middleware (unparsable requests,
-    417) are enveloped by service.http_server.
+    417) are enveloped by service.http.server.
     """
     try:
         return await handler(request)
@@ -58,7 +59,7 @@ async def envelope_middleware(request: web.Request, handler):  # type: ignore[no
     except RequestPayloadError:  # the body's chunked framing or Content-Encoding is broken
         return closing(error_response(MalformedField(
             "body", "malformed", "its transfer or content coding cannot be decoded")))
-    except BodyTimeout:  # service.http_server: the body did not arrive in time
+    except BodyTimeout:  # service.http.server: the body did not arrive in time
         return closing(error_response(RequestTimeout()))
     except (asyncio.CancelledError, ConnectionResetError):
         raise
@@ -139,7 +140,7 @@ def create_app(config: Config) -> web.Application:
 
 
 def _add_operations(app: web.Application, config: Config) -> None:
-    """Request ids, /metrics and webhooks (service/logs.py, metrics.py, webhooks.py)."""
+    """Request ids, /metrics and webhooks (service/ops/logs.py, metrics.py, webhooks.py)."""
     metrics, manager, auth = Metrics(), app[MANAGER], app[STATE].auth
     add_metrics_route(app, metrics, config.metrics, auth)
     metrics.watch_sessions(active=manager.store.active_count,

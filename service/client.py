@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from service.auth import make_token
+from service.http.auth import make_token
 
 
 def signed_fields(key: str, secret: str, timestamp: float | str | None = None) -> dict[str, str]:

@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from service.api.forms import FormLimits
-from service.api.media import MediaSettings
-from service.auth import AuthSettings
-from service.compare import CompareParams
-from service.http_server import HttpSettings
-from service.liveness.decision import VideoPolicy
+from service.cluster.shared_state import ReplicaSettings
+from service.http.auth import AuthSettings
+from service.http.server import HttpSettings
+from service.judging.compare import CompareParams
+from service.judging.decision import VideoPolicy
+from service.judging.silent import SilentLivenessParams
 from service.liveness.engine import EngineParams
-from service.metrics import MetricsSettings
+from service.media.uploads import MediaSettings
+from service.ops.metrics import MetricsSettings
+from service.ops.webhooks import WebhookSettings
 from service.rtc.session import SessionSettings
 from service.rtc.turn import TurnSettings
-from service.shared_state import ReplicaSettings
-from service.silent_liveness import SilentLivenessParams
 from service.vision.admission import AdmissionParams
 from service.vision.faces import FaceSearchParams
-from service.webhooks import WebhookSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ class Config:
     # --- request size (spec: 10 MB; 4013 past it, counted as the body arrives) ---
     max_request_bytes: int = 10 * 1024 * 1024
 
-    # --- client media: formats, decoding in worker processes, limits (service/api/media.py)
+    # --- client media: formats, decoding in worker processes, limits (service/media/uploads.py)
     media: MediaSettings = field(default_factory=MediaSettings)
 
     # --- compute ---
@@ -75,12 +75,12 @@ class Config:
     # --- face finding, comparison and single-image liveness ---
     # How the main face is found (service/vision/faces.py).
     faces: FaceSearchParams = field(default_factory=FaceSearchParams)
-    # Score mapping of typeId 21 (service/compare.py).
+    # Score mapping of typeId 21 (service/judging/compare.py).
     compare: CompareParams = field(default_factory=CompareParams)
-    # Silent liveness threshold and quality gates (service/silent_liveness.py).
+    # Silent liveness threshold and quality gates (service/judging/silent.py).
     silent: SilentLivenessParams = field(default_factory=SilentLivenessParams)
 
-    # --- who may call: API keys' time window, replays, lockout (service/auth.py) ---
+    # --- who may call: API keys' time window, replays, lockout (service/http/auth.py) ---
     auth: AuthSettings = field(default_factory=AuthSettings)
     # --- request bodies: field and part limits of the form parsers (service/api/forms.py)
     forms: FormLimits = field(default_factory=FormLimits)
@@ -104,7 +104,7 @@ class Config:
     # The browser onboarding page served at / (set to an empty path to serve none).
     web_dir: Path = REPO_ROOT / "web"
 
-    # --- several replicas (spec 2.1; service/shared_state, service/replica.py) ---
+    # --- several replicas (spec 2.1; service/cluster/shared_state, service/cluster/replica.py) ---
     # Empty: one process keeps sessions, replay cache, lockouts and quotas in memory.
     # redis://host:6379/0: N replicas share them in Redis and route sessions to their
     # owner (README "Shared state (Redis)").
@@ -115,22 +115,22 @@ class Config:
     public_url: str = ""
     replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
-    # --- HTTP connections: slow and greedy clients (service/http_server.py) ---
+    # --- HTTP connections: slow and greedy clients (service/http/server.py) ---
     http: HttpSettings = field(default_factory=HttpSettings)
 
     # --- operations: logs, metrics, webhooks ---
-    # "text" (a terminal) or "json" (one JSON object per line, service/logs.py).
+    # "text" (a terminal) or "json" (one JSON object per line, service/ops/logs.py).
     log_format: str = "text"
-    # GET /metrics, Prometheus format (service/metrics.py).
+    # GET /metrics, Prometheus format (service/ops/metrics.py).
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    # Session results POSTed to callback URLs on allowed hosts (service/webhooks.py).
+    # Session results POSTed to callback URLs on allowed hosts (service/ops/webhooks.py).
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
     # service/liveness/{blink,mouth,turns,replacement}.py and engine.py.
     engine: EngineParams = field(default_factory=EngineParams)
-    # What the verdict requires (service/liveness/decision.py).
+    # What the verdict requires (service/judging/decision.py).
     video_policy: VideoPolicy = field(default_factory=VideoPolicy)
 
 

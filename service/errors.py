@@ -106,7 +106,7 @@ class StateStoreUnavailable(ApiError):
     status, http_status, message = "5030", 503, "state store unavailable"
 
 
-# --- HTTP-level refusals (service/http_server.py): the HTTP status kept and, where the
+# --- HTTP-level refusals (service/http/server.py): the HTTP status kept and, where the
 # spec has no code of its own, the envelope status = HTTP status x 10 (as 4040 above) ---
 
 

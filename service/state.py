@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from service.auth import Authenticator
 from service.config import Config
 from service.errors import InternalError
+from service.http.auth import Authenticator
 from service.vision.runtime import ModelRuntime
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from service.app import create_app
 from service.client import VerifyClient
 from service.config import Config, load_config
-from service.http_server import ServiceRunner
+from service.http.server import ServiceRunner
 from service.state import STATE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def make_config(**overrides: Any) -> Config:
 
 
 class ServiceTestServer(TestServer):
-    """aiohttp's test server on the runner `python -m service` uses (service.http_server),
+    """aiohttp's test server on the runner `python -m service` uses (service.http.server),
     so tests go through the same HTTP layer: envelope errors, deadlines, connection cap."""
 
     async def _make_runner(self, **kwargs: Any) -> ServiceRunner:

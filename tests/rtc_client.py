@@ -32,8 +32,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-
 from netimpair import Link, impair_peer
+
 from service.client import signed_fields
 
 

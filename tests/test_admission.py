@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from conftest import data_bytes, make_config, start_server, status_of
+
 from service.client import VerifyClient
 from service.errors import RateLimited
 from service.vision.admission import Admission, AdmissionParams

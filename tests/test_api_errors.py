@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import cv2
 import pytest
-
 from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
+
 from service.client import signed_fields
 
 FACE = "faces/face_recognition/obama__obama.jpg"

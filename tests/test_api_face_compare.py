@@ -6,10 +6,9 @@ import asyncio
 import base64
 
 import aiohttp
+from conftest import DATA, KEY, SECRET, data_bytes, status_of, veritems
 
-from conftest import DATA, data_bytes, status_of, veritems
 from service.client import signed_fields
-from conftest import KEY, SECRET
 from service.vision.detection import iou
 
 SAME = ("faces/face_recognition/obama__obama.jpg", "faces/face_recognition/obama__obama1.jpg")

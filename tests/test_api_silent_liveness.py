@@ -7,7 +7,6 @@ import asyncio
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, data_bytes, status_of, veritems
 
 

@@ -17,7 +17,7 @@ import pytest_asyncio
 from conftest import KEY, SECRET, make_config, start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import attack_sessions as bench  # noqa: E402
+import attack_sessions as bench
 
 SESSIONS_AT_ONCE = 3  # bounded load on a 2-core runner: the sessions run in real time
 

@@ -7,10 +7,10 @@ import hmac
 
 import pytest
 
-from service.auth import Authenticator, bearer_token, make_token
+from service.cluster.shared_state import MemoryState
+from service.cluster.shared_state.memory import ReplayCache
 from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
-from service.shared_state import MemoryState
-from service.shared_state.memory import ReplayCache
+from service.http.auth import Authenticator, bearer_token, make_token
 
 NOW = 1_764_000_000.0
 

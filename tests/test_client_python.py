@@ -26,7 +26,6 @@ import pytest
 import pytest_asyncio
 import verification_client as vc
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from conftest import DATA, KEY, ROOT, SECRET, data_bytes, start_server
 from integrator import (
     BURST_KEY,
@@ -170,7 +169,7 @@ async def test_a_stored_session_is_read_back_by_another_process(service_url, acl
 
 def readme_snippet(marker: str, lang: str) -> str:
     text = (ROOT / "README.md").read_text()
-    match = re.search(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, re.S)
+    match = re.search(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, re.DOTALL)
     assert match, f"README.md has no {marker} block"
     return match.group(1)
 

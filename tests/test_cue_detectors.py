@@ -13,7 +13,7 @@ from service.config import Config, load_config
 from service.errors import BadMedia, TooLarge
 from service.liveness.blink import BlinkDetector, BlinkEvent, BlinkParams
 from service.liveness.mouth import MouthDetector, MouthEvent, MouthParams
-from service.video.frames import VideoLimits, decode_frames
+from service.media.frames import VideoLimits, decode_frames
 
 FPS = 15.0
 MP4 = "blink/zju/000003M_FNN.mp4"

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from service.liveness.decision import VideoPolicy, decide
+from service.judging.decision import VideoPolicy, decide
 from service.liveness.engine import ClipEvidence, CueEvent
 from service.liveness.planarity import PlanarityDetector
 from service.liveness.replacement import IdentityTrack, ReplacementParams

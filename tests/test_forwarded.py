@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from conftest import KEY, make_config, start_server, status_of
 
-from service.forwarded import client_address, forwarded_middleware, is_trusted
+from service.http.forwarded import client_address, forwarded_middleware, is_trusted
 
 PROXY = ("127.0.0.1", "10.0.0.0/8")
 

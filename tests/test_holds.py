@@ -39,12 +39,12 @@ from service.liveness.challenges import (
 from service.liveness.engine import LivenessEngine
 from service.liveness.geometry import eye_openness, mouth_aspect_ratio
 from service.liveness.holds import ActionState, HoldParams, HoldTracker
-from service.video.frames import Frame, decode_frames
+from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from blink_eval import closed_runs  # noqa: E402  (runs of "on" frames, as the bench counts them)
+from blink_eval import closed_runs
 
 EVERY_FRAME = 1000.0  # decode_frames keeps every frame when asked for more than the source
 STREAM_FPS = 10.0  # SessionSettings.analysis_fps

@@ -1,5 +1,5 @@
 """The HTTP layer over raw sockets: envelope answers to bad HTTP, deadlines, connection cap,
-and a log that never holds request bytes (service/http_server.py)."""
+and a log that never holds request bytes (service/http/server.py)."""
 
 from __future__ import annotations
 

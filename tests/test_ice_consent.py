@@ -1,4 +1,4 @@
-"""ICE consent freshness (service/rtc/consent.py) between two real aiortc peers on loopback.
+"""ICE consent freshness (service/rtc/aiortc_internals/consent.py) between two real aiortc peers on loopback.
 
 The service side uses the consent loop with a short interval (0.5 s x 3 checks instead
 of aioice's 5 s x 6) so the rule shows in seconds: a peer that answered consent and then
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from service.rtc.consent import tolerate_push_only_peers
+from service.rtc.aiortc_internals.consent import tolerate_push_only_peers
 
 INTERVAL_S, MAX_FAILURES = 0.5, 3
 EXPIRY_S = INTERVAL_S * 1.2 * MAX_FAILURES  # the longest a silent peer may take to expire

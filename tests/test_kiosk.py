@@ -4,7 +4,7 @@ scripts/kiosk_prompts.py shows the prompts from the session's events stream.
 A kiosk pushes its V4L2 camera; here FFmpeg (the build of the pinned imageio-ffmpeg
 package, with `-f whip`) pushes a live clip from shared/data, looped in real time, with
 the recipe's encoder settings. FFmpeg answers no ICE consent checks once connected
-(RFC 7675), which used to end every such session after ~30 s (service/rtc/consent.py).
+(RFC 7675), which used to end every such session after ~30 s (service/rtc/aiortc_internals/consent.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import numpy as np
 from conftest import data_bytes
 from mediapipe.framework.formats import landmark_pb2
 
-from service.video.frames import decode_frames
+from service.media.frames import decode_frames
 from service.vision.landmarks import NUM_LANDMARKS, FaceLandmarker, _points
 
 

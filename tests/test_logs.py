@@ -32,7 +32,7 @@ from videos import decode_all
 
 from service.client import signed_fields
 from service.config import load_config
-from service.logs import REQUEST_ID, SESSION_ID, ContextFilter, JsonFormatter, configure_logging
+from service.ops.logs import REQUEST_ID, SESSION_ID, ContextFilter, JsonFormatter, configure_logging
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 PORTRAIT = "faces/deepface/img3.jpg"

@@ -23,9 +23,9 @@ from fuzzmedia import metadata_segments, mutate_metadata, with_metadata
 from PIL import Image
 from videos import encode
 
-from service.api.media import decode_image, decode_video
-from service.decoding.pool import DecoderPool
 from service.errors import BadMedia, TooLarge
+from service.media.pool import DecoderPool
+from service.media.uploads import decode_image, decode_video
 from service.state import STATE
 
 FACE = "faces/face_recognition/obama__obama2.jpg"

@@ -19,7 +19,7 @@ from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all
 
 from service.client import VerifyClient, signed_fields
-from service.metrics import STAGES, Metrics, reason_slug
+from service.ops.metrics import STAGES, Metrics, reason_slug
 from service.rtc.routes import MANAGER
 
 CLIP = "blink/zju/000001M_FBN.mp4"

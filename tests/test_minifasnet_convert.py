@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-
 from conftest import DATA, MODEL_DIR, SHARED
+
 from models.legacy_torch import LegacyFormatError, load_legacy_state_dict
 from models.minifasnet import convert
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import MODEL_DIR
+
 from models.manifest import ModelError, load_manifest, resolve_models
 
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-
 from netimpair import Conditions, Link, Pipe, UdpRelay
+
 
 class Endpoint(asyncio.DatagramProtocol):
     """A UDP socket that records what it receives (and when, loop time); an echo

@@ -1,4 +1,4 @@
-"""The OpenAPI document (service/openapi.json): valid OpenAPI 3.1, the same operations as
+"""The OpenAPI document (service/http/openapi.json): valid OpenAPI 3.1, the same operations as
 the app's router, every error status of service/errors.py, and the live server checked
 against it by Schemathesis.
 
@@ -36,8 +36,8 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from service import errors
 from service.app import create_app
-from service.auth import make_token
-from service.openapi import DOCUMENT
+from service.http.auth import make_token
+from service.http.openapi import DOCUMENT
 from service.rtc import remote
 
 # WHIP's bodies are text: sent as such (the generated strings exercise the SDP checks)

@@ -31,7 +31,7 @@ from service.app import MODEL_NAMES
 from service.liveness.engine import ClipEvidence, IdentitySample, LivenessEngine, as_detection
 from service.liveness.geometry import face_box
 from service.liveness.replacement import IdentityTrack, ReplacementParams, face_look
-from service.video.frames import Frame, decode_frames
+from service.media.frames import Frame, decode_frames
 from service.vision.runtime import ModelRuntime
 
 FPS = 15.0  # MediaSettings.analysis_fps: what an uploaded clip is analysed at

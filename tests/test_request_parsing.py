@@ -8,12 +8,12 @@ import random
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, data_bytes, make_config
-from service.api.media import MediaKind, decode_image, sniff
+
 from service.api.request import decode_base64
-from service.decoding.pool import DecoderPool
 from service.errors import ApiError, BadMedia, MalformedField
+from service.media.pool import DecoderPool
+from service.media.uploads import MediaKind, decode_image, sniff
 
 PHOTO = "faces/face_recognition/obama__obama-240p.jpg"
 CFG = make_config().media

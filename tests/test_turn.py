@@ -33,9 +33,9 @@ from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_
 from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all
 
+from service.config import load_config
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer, parse_ice_server, parse_ice_servers
-from service.config import load_config
 from service.rtc.routes import MANAGER
 from service.rtc.turn import TurnSettings, for_session, rest_credentials
 

@@ -45,7 +45,7 @@ def test_every_export_target_and_shipped_file_exists():
 
 
 def declared(dts: str) -> set[str]:
-    return set(re.findall(r"^export declare (?:const|function|class) (\w+)", dts, re.M))
+    return set(re.findall(r"^export declare (?:const|function|class) (\w+)", dts, re.MULTILINE))
 
 
 @needs_node

@@ -26,9 +26,9 @@ from rtc_client import ClipTrack, WhipClient, create_session
 from videos import decode_all
 
 from service.errors import MalformedField
-from service.metrics import METRICS
+from service.ops.metrics import METRICS
+from service.ops.webhooks import WebhookSettings, check_callback_url
 from service.rtc.routes import MANAGER
-from service.webhooks import WebhookSettings, check_callback_url
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 # Short retries, so a failing receiver is given up on in about a second.

@@ -8,7 +8,7 @@ a ticker on the loop woke up to 17 ms late behind a form being parsed and 35 ms 
 JSON body. In a process the parsing runs beside the loop; the thread that hands the body
 over only sends and receives bytes, which releases the GIL.
 
-The workers are service.decoding.pool's (a fresh interpreter, nothing inherited, a time
+The workers are service.media.pool's (a fresh interpreter, nothing inherited, a time
 and memory limit per job, replaced when they die), in a pool of their own: they only
 run our parsers (service.api.forms) on client bytes, never a native media decoder, and
 answer fields and media as plain bytes that the service reads as data.
@@ -28,8 +28,8 @@ from aiohttp import web
 
 from service.api.forms import ContentType, FormLimits
 from service.api.request import BODY_PARSER, VerifyRequest, parse_request
-from service.decoding.pool import DecoderPool, Part, SandboxLimits
 from service.errors import BadMedia
+from service.media.pool import DecoderPool, Part, SandboxLimits
 
 if TYPE_CHECKING:  # annotations only: service.config imports the components' modules
     from service.config import Config

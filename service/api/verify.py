@@ -9,15 +9,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from service.api.media import MediaKind, sniff
+from service.api.envelope import Payload, face_comparison_items, success
 from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
-from service.compare import match_score, prepare_face
 from service.errors import UnknownType
-from service.metrics import TYPE_ID
-from service.payload import Payload, face_comparison_items, success
-from service.silent_liveness import judge_image
+from service.judging.compare import match_score, prepare_face
+from service.judging.silent import judge_image
+from service.judging.video import analyse_video
+from service.media.uploads import MediaKind, sniff
+from service.ops.metrics import TYPE_ID
 from service.state import STATE, ServiceState
-from service.video_liveness import analyse_video
 from service.vision.embedding import cosine
 
 log = logging.getLogger("service.api")
@@ -77,7 +77,7 @@ TYPE_HANDLERS: dict[int, TypeHandler] = {
 
 
 async def verify(request: web.Request) -> web.Response:
-    request[TYPE_ID] = ""  # counted by typeId and status (service/metrics.py)
+    request[TYPE_ID] = ""  # counted by typeId and status (service/ops/metrics.py)
     state = request.app[STATE]
     req = await read_request(request, MEDIA_FIELDS, state.config)
     request[TYPE_ID] = req.fields.get("typeId", "")

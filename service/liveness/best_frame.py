@@ -60,10 +60,10 @@ class BestFrame:
     landmarks: np.ndarray
     quality: FrameQuality
     score: float
-    # the image detector's face in this frame, once looked up (service.video_liveness):
+    # the image detector's face in this frame, once looked up (service.judging.video):
     # silent liveness and face comparison both need it, the search runs once
     face: Detection | None = None
-    # its silent-liveness judgement, once made (service.video_liveness.judge_frame):
+    # its silent-liveness judgement, once made (service.judging.video.judge_frame):
     # (LivenessJudgement or None, why not). A stream judges a kept frame ahead of the
     # decision once it has stayed among the best for a while, so the decision that
     # follows the last challenge has little left to do.

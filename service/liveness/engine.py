@@ -34,7 +34,7 @@ from service.liveness.holds import ActionState, HoldParams, HoldTracker, no_face
 from service.liveness.mouth import MouthDetector, MouthParams
 from service.liveness.replacement import Conditions, IdentityTrack, ReplacementParams, face_look
 from service.liveness.turns import TurnDetector, TurnParams, nose_pitch, nose_yaw
-from service.video.frames import Frame
+from service.media.frames import Frame
 from service.vision.detection import Detection, iou
 
 

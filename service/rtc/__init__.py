@@ -1,1 +1,5 @@
-"""WebRTC verification sessions: WHIP signalling, frame intake, data channel, results."""
+"""Streaming sessions: WHIP signalling, peers, frame intake, the data channel, the stream
+run and the session directory.
+
+May import: api (signed fields, the envelope), judging, liveness, vision, media,
+cluster, ops, errors."""

@@ -26,9 +26,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from service.cluster.shared_state import LOST, SessionRecord, SharedState
 from service.errors import BadCredentials, StateStoreUnavailable
 from service.rtc.session import Session, SessionState
-from service.shared_state import LOST, SessionRecord, SharedState
 
 log = logging.getLogger("service.rtc")
 

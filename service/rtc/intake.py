@@ -55,7 +55,7 @@ class LatestFrame:
 
     async def next(self, timeout: float) -> VideoFrame | None:
         """The newest frame not yet taken; None at the end of the track or on timeout."""
-        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/replica.py)
+        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/cluster/replica.py)
             async with asyncio.timeout(timeout):
                 await self._new.wait()
         except TimeoutError:

@@ -4,7 +4,7 @@ Owns the session store, each session's peer connection and analysis task, and a
 janitor that ends sessions past their TTL (deciding those that had a peer, closing
 their connections) and forgets decided ones after the result retention time, so
 nothing piles up however many clients come and go. As one replica of several (shared
-state in Redis) it also announces itself (service/replica.py) and publishes each
+state in Redis) it also announces itself (service/cluster/replica.py) and publishes each
 session's state and decision to the session directory (service/rtc/directory.py).
 """
 
@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from service.cluster.replica import Replica, default_public_url
+from service.cluster.shared_state import MemoryState, SharedState
 from service.config import Config
 from service.errors import SessionConflict, SessionExpired, StateStoreUnavailable
-from service.replica import Replica, default_public_url
 from service.rtc import peer as peers
 from service.rtc import turn
 from service.rtc.directory import Directory
@@ -28,7 +29,6 @@ from service.rtc.linkstats import LinkMonitor, keyframe_watch
 from service.rtc.runner import StreamRun
 from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionState, SessionStore
-from service.shared_state import MemoryState, SharedState
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")

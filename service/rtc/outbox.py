@@ -89,7 +89,7 @@ class Subscriber:
 
     async def next(self, timeout: float) -> str | None:
         """The next message; "" when none came within `timeout`; None at the end."""
-        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/replica.py)
+        try:  # asyncio.timeout: 3.11's wait_for can lose a cancel (service/cluster/replica.py)
             async with asyncio.timeout(timeout):
                 return await self.queue.get()
         except TimeoutError:

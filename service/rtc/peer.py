@@ -30,8 +30,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from service.errors import BadMedia
-from service.rtc.consent import tolerate_push_only_peers
-from service.rtc.sctp_timers import use_prompt_timers
+from service.rtc.aiortc_internals.consent import tolerate_push_only_peers
+from service.rtc.aiortc_internals.sctp_timers import use_prompt_timers
 from service.rtc.sdp import ANALYSED_CODECS, TrickleCandidate
 
 log = logging.getLogger("service.rtc")

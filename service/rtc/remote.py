@@ -4,7 +4,7 @@ A session lives on one replica, its owner: the one holding its peer connection a
 in memory only, its portrait embedding. With shared state (Redis):
 
 - `POST /v1/sessions` on any replica places the session on the least-loaded live
-  replica with room, reserving a slot there at once (service/replica.py); when that
+  replica with room, reserving a slot there at once (service/cluster/replica.py); when that
   is another one, the creation is forwarded to it
   (a signed replica call carrying the original body, so the portrait is decoded and
   embedded on the owner alone) and the owner's answer, with its absolute URLs, is
@@ -26,12 +26,12 @@ import logging
 import aiohttp
 from aiohttp import web
 
+from service.api.envelope import failure
+from service.cluster.replica import Replica
+from service.cluster.shared_state import LOST, SessionRecord
 from service.errors import RateLimited, SessionExpired, SessionLost, StateStoreUnavailable
-from service.payload import failure
-from service.replica import Replica
 from service.rtc.directory import Directory
 from service.rtc.session import SessionState
-from service.shared_state import LOST, SessionRecord
 
 log = logging.getLogger("service.rtc")
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
+from service.api.envelope import failure
 from service.api.forms import parse_content_type, parse_json_object
 from service.api.request import JSON, read_body, read_request, read_text
+from service.cluster.shared_state import SessionRecord
 from service.errors import (
     MalformedField,
     RateLimited,
@@ -35,17 +37,15 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.liveness.challenges import parse_challenges
-from service.logs import bind_session
-from service.payload import failure
+from service.ops.logs import bind_session
+from service.ops.webhooks import WEBHOOKS
 from service.rtc import remote
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer
 from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
 from service.rtc.session import Session, SessionState
-from service.shared_state import SessionRecord
 from service.state import STATE, ServiceState
-from service.webhooks import WEBHOOKS
 
 MANAGER = web.AppKey("sessions", SessionManager)
 PORTRAIT_FIELDS = ("img", "file", "portrait")
@@ -313,7 +313,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     as delivered: this is how a push-only WHIP client is paired with a screen.
 
     The HTTP layer's header and body deadlines do not run while a handler works on a
-    request (service/http_server.py), so a stream lasts as long as its session; it
+    request (service/http/server.py), so a stream lasts as long as its session; it
     ends when the session ends, at shutdown, or when the reader falls behind."""
     session = await _session(request)
     limits = request.app[STATE].config.sessions.events

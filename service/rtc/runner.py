@@ -37,14 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from service.compare import match_score, prepare_face
+from service.api.envelope import Payload, face_comparison_items, failure, success
 from service.config import Config
 from service.errors import ApiError, InternalError, RateLimited
+from service.judging.compare import match_score, prepare_face
+from service.judging.decision import VideoDecision, decide
+from service.judging.video import frame_face, judge_best_frame, judge_frame
 from service.liveness.challenges import ChallengeScript, Event, Prompt
-from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, FrameReport, IdentitySample, LivenessEngine
-from service.logs import start_task_context
-from service.payload import Payload, face_comparison_items, failure, success
+from service.media.frames import frame_from_av
+from service.ops.logs import start_task_context
 from service.rtc import messages as msg
 from service.rtc.intake import LatestFrame
 from service.rtc.linkstats import LinkMonitor
@@ -58,8 +60,6 @@ from service.rtc.stalls import (
     network_detail,
     network_failure,
 )
-from service.video.frames import frame_from_av
-from service.video_liveness import frame_face, judge_best_frame, judge_frame
 from service.vision.embedding import cosine
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime

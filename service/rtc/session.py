@@ -127,7 +127,7 @@ class Session:
     offered: bool = False
     result: dict[str, Any] | None = None
     decided_at: float | None = None  # when it reached a final state
-    slot: str = ""  # its placement slot on this replica (service/replica.py), if any
+    slot: str = ""  # its placement slot on this replica (service/cluster/replica.py), if any
     # told of each state change (the session directory of service/rtc/directory.py)
     on_change: Callable[[Session], None] | None = field(default=None, repr=False)
 
@@ -163,7 +163,7 @@ class Session:
 @dataclass
 class SessionStore:
     """The sessions this process holds. The per-key creation quota is counted in the
-    shared state (service.shared_state), where every replica sees it."""
+    shared state (service.cluster.shared_state), where every replica sees it."""
 
     max_active: int
     result_retention_s: float

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from service.api.envelope import Payload, failure
 from service.errors import NetworkUnstable
-from service.payload import Payload, failure
 
 NETWORK = "network"
 

@@ -20,9 +20,9 @@ from typing import TypeVar
 
 import cv2
 
-from service.decoding.pool import DecoderPool
 from service.errors import RateLimited
-from service.metrics import Metrics
+from service.media.pool import DecoderPool
+from service.ops.metrics import Metrics
 from service.vision.admission import Admission, AdmissionParams
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder

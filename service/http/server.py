@@ -31,6 +31,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from aiohttp.web_server import Server
 
+from service.api.envelope import failure
 from service.errors import (
     ApiError,
     ExpectationFailed,
@@ -43,8 +44,7 @@ from service.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from service.forwarded import is_trusted
-from service.payload import failure
+from service.http.forwarded import is_trusted
 
 log = logging.getLogger("service.http")
 
@@ -76,7 +76,7 @@ class HttpSettings:
     # that gathers requests is not refused; browsers open 6 per host.
     max_connections_per_address: int = 128
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client
-    # (service/forwarded.py) and whose connections are not capped per address. Empty:
+    # (service/http/forwarded.py) and whose connections are not capped per address. Empty:
     # no proxy is believed; set it to the proxy's address behind one (deploy/).
     trusted_proxies: tuple[str, ...] = ()
 

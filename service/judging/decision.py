@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from service.api.envelope import veritem
 from service.liveness.engine import ClipEvidence
-from service.payload import veritem
 
 if TYPE_CHECKING:  # silent_liveness imports the config, which imports this policy
-    from service.silent_liveness import LivenessJudgement
+    from service.judging.silent import LivenessJudgement
 
 
 @dataclass(frozen=True)

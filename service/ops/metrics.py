@@ -13,8 +13,6 @@ scraped, so nothing has to keep them in step.
 
 from __future__ import annotations
 
-import hmac
-import json
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,8 +33,6 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from service import errors
-from service.auth import Authenticator
-from service.errors import BadCredentials
 
 T = TypeVar("T")
 # The `_created` timestamp series of every counter and histogram double the scrape and
@@ -60,7 +56,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 ENVELOPE_STATUSES = frozenset(
     {"2000", "2020"} | {cls.status for cls in vars(errors).values()
                         if isinstance(cls, type) and issubclass(cls, errors.ApiError)})
-# A decision's reasons (service/liveness/decision.py, service/rtc/runner.py) are text
+# A decision's reasons (service/judging/decision.py, service/rtc/runner.py) are text
 # with numbers in it; as label values they are these slugs, by prefix.
 REASON_SLUGS = (
     ("face tracked in only", "face_not_tracked"),
@@ -264,68 +260,3 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
-
-
-def _route(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-def _envelope_status(response: web.StreamResponse) -> str:
-    """The messageString status of a verify answer (bodies of a few KB, already built)."""
-    body = getattr(response, "body", None)
-    if not isinstance(body, bytes) or response.content_type != "application/json":
-        return "none"
-    try:
-        status = json.loads(body)["messageString"]["status"]
-    except (ValueError, KeyError, TypeError):
-        return "none"
-    return status if status in ENVELOPE_STATUSES else "other"
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Count every request by route template, method and status (outside the envelope
-    middleware, so it sees the answer as sent); verify requests also by typeId and
-    envelope status."""
-    metrics = request.app[METRICS]
-    started = time.perf_counter()
-    response: web.StreamResponse | None = None
-    status = 500  # an exception the envelope middleware lets through (a cancellation)
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # redirects pass through the envelope middleware
-        status = exc.status
-        raise
-    finally:
-        method = request.method if request.method in METHODS else "other"
-        metrics.http_requests.labels(_route(request), method, str(status)).inc()
-        if TYPE_ID in request:
-            type_id = type_id_label(request[TYPE_ID])
-            envelope = _envelope_status(response) if response is not None else "none"
-            metrics.verify_requests.labels(type_id, envelope).inc()
-            metrics.verify_seconds.labels(type_id).observe(time.perf_counter() - started)
-
-
-def add_metrics_route(app: web.Application, metrics: Metrics, settings: MetricsSettings,
-                      auth: Authenticator) -> None:
-    """GET /metrics: the Prometheus exposition of this app's registry, behind the
-    optional bearer token."""
-    app[METRICS] = metrics
-    expected = settings.bearer_token.encode()
-
-    async def check(token: str) -> None:
-        if not hmac.compare_digest(token.encode(), expected):
-            raise BadCredentials("bad metrics token")
-
-    async def scrape(request: web.Request) -> web.Response:
-        if expected:
-            await auth.check_bearer(request.remote or "-", request.headers.get("Authorization"),
-                              check)
-        body, content_type = metrics.exposition(request.headers.get("Accept"))
-        return web.Response(body=body, headers={"Content-Type": content_type,
-                                                "Cache-Control": "no-store"})
-
-    app.router.add_get("/metrics", scrape)

@@ -1,6 +1,6 @@
 """GET /openapi.json: the API's OpenAPI 3.1 description, kept beside the code that serves it.
 
-The document (service/openapi.json) is written by hand and is the contract integrators
+The document (service/http/openapi.json) is written by hand and is the contract integrators
 generate clients from; tests/test_openapi.py checks it is valid OpenAPI 3.1, that it and
 the app's router list the same operations, and runs Schemathesis against the live
 server with it. Read once when the app is built, served as the same bytes every time.

@@ -15,7 +15,7 @@ caller decides whether what remains is long enough to judge. Only a stream from 
 nothing decodes is BadMedia.
 
 `decode_frames` runs inside a decoder worker process (`video_parts` is its job for
-service.decoding.pool): FFmpeg parses client bytes where a crash costs one request.
+service.media.pool): FFmpeg parses client bytes where a crash costs one request.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.api.media import decode_image
 from service.errors import LowQuality
+from service.media.uploads import decode_image
 from service.vision.detection import Detection
 from service.vision.faces import FaceSearch, find_faces
 from service.vision.runtime import ModelRuntime

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from service.cluster.shared_state import SharedState
 from service.errors import BadCredentials, MalformedField, RateLimited, StaleTimestamp
-from service.shared_state import SharedState
 
 T = TypeVar("T")
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token; we take exactly one space.
@@ -56,7 +56,7 @@ class AuthSettings:
 @dataclass
 class Authenticator:
     """The checks of every authenticated request. The replay cache and the per-address
-    failure counts are in the shared state (service.shared_state), so N replicas refuse
+    failure counts are in the shared state (service.cluster.shared_state), so N replicas refuse
     a replay and lock an address out exactly as one process does."""
 
     keys: Mapping[str, str]

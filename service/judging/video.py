@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import random
 
-from service.api.media import decode_video
 from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
+from service.judging.decision import VideoDecision, decide
+from service.judging.silent import LivenessJudgement, judge_face
 from service.liveness.best_frame import BestFrame
-from service.liveness.decision import VideoDecision, decide
 from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
-from service.silent_liveness import LivenessJudgement, judge_face
+from service.media.uploads import decode_video
 from service.vision.detection import Detection
 from service.vision.faces import refine
 from service.vision.runtime import ModelRuntime

@@ -42,9 +42,9 @@ from aiohttp import web
 from yarl import URL
 
 from service.errors import MalformedField
-from service.metrics import Metrics
+from service.ops.metrics import Metrics
 
-log = logging.getLogger("service.webhooks")
+log = logging.getLogger("service.ops.webhooks")
 FIELD = "callback_url"
 
 

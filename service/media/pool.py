@@ -6,7 +6,7 @@ C code fed with bytes from any API key holder. A memory error in one of them (is
 cost one request, not the service. Each model worker thread owns one worker process, as
 it owns its models (service.vision.runtime), so decoding jobs never wait for each other.
 
-Why a fresh interpreter (`python -m service.decoding.pool`), never fork: the service has
+Why a fresh interpreter (`python -m service.media.pool`), never fork: the service has
 threads and native model state; a forked child would inherit locks held by other threads
 and a copy of the models. Not multiprocessing's "spawn" either: it re-runs the parent's
 main script in every child (a bench script would load the models there). The worker
@@ -62,7 +62,7 @@ Part = tuple[dict[str, Any], np.ndarray]
 Job = Callable[[bytes, Any], Iterator[Part]]
 
 # Imported when a worker starts rather than on its first job.
-DECODER_MODULES = ("service.decoding.images", "service.video.frames")
+DECODER_MODULES = ("service.media.images", "service.media.frames")
 
 _LENGTH = struct.Struct("!Q")
 _HEADER_MAX_BYTES = 64 * 1024

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from service.cluster.shared_state import ReplicaInfo, SharedState
 from service.errors import BadCredentials, StaleTimestamp, StateStoreUnavailable
-from service.shared_state import ReplicaInfo, SharedState
 
-log = logging.getLogger("service.replica")
+log = logging.getLogger("service.cluster.replica")
 
 # Headers of a replica-to-replica call.
 TIME, KEY, SIGNATURE = "X-Replica-Time", "X-Replica-Key", "X-Replica-Signature"
@@ -72,7 +72,7 @@ class Replica:
     forward_timeout_s: float
     active_count: Callable[[], int]  # this replica's active sessions now
     # the placement slots of this replica's active sessions
-    active_slots: Callable[[], list[str]] = lambda: []
+    active_slots: Callable[[], list[str]] = list
     id: str = ""
     draining: bool = False
 

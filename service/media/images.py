@@ -8,7 +8,7 @@ file, report its size and mode, and stop there; `draft` then lets libjpeg decode
 JPEG already reduced (DCT scaling), so its cost follows the answer's size, not the
 header's claim.
 
-Runs only in a worker process (service.decoding.pool); the service process never decodes
+Runs only in a worker process (service.media.pool); the service process never decodes
 client bytes itself.
 """
 

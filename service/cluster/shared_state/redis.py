@@ -37,8 +37,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
+from service.cluster.shared_state.base import ReplicaInfo, SessionRecord
 from service.errors import StateStoreUnavailable
-from service.shared_state.base import ReplicaInfo, SessionRecord
 
 # Count and add in one step, so replicas creating sessions for one key at the same
 # moment cannot both take the last slot. KEYS[1] = quota set; ARGV = now, window_s,
@@ -96,7 +96,7 @@ def _ms(seconds: float) -> int:
 
 
 class RedisState:
-    """SharedState in Redis (see service.shared_state.base.SharedState)."""
+    """SharedState in Redis (see service.cluster.shared_state.base.SharedState)."""
 
     shared = True
 

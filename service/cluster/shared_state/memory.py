@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from service.shared_state.base import ReplicaInfo, SessionRecord
+from service.cluster.shared_state.base import ReplicaInfo, SessionRecord
 
 
 @dataclass
@@ -57,7 +57,7 @@ class SlidingCounts:
 
 @dataclass
 class MemoryState:
-    """SharedState of one process (see service.shared_state.base.SharedState)."""
+    """SharedState of one process (see service.cluster.shared_state.base.SharedState)."""
 
     shared: bool = False
     replays: ReplayCache = field(default_factory=ReplayCache)
@@ -153,7 +153,7 @@ def pick_least_loaded(candidates: list[ReplicaInfo], taken: list[int], prefer_id
                       ) -> ReplicaInfo | None:
     """The candidate with a free slot and the fewest taken per unit of capacity
     (`prefer_id` first among equals, then the order given); the rule the Redis
-    backend's script applies (service/shared_state/redis.py)."""
+    backend's script applies (service/cluster/shared_state/redis.py)."""
     best: tuple[ReplicaInfo, int] | None = None
     for info, used in zip(candidates, taken, strict=True):
         if info.draining or used >= info.capacity:

@@ -10,7 +10,7 @@ answer 4002 for the rest. JPEG 2000 included: the spec allows it "where the deco
 supports it", and we say ours does not (OpenJPEG crashed on malformed headers, issue 10).
 
 Why a worker process: the service never runs an image or video-file decoder on client
-bytes itself (service.decoding.pool); a decoder crash costs that request a 4002, nothing
+bytes itself (service.media.pool); a decoder crash costs that request a 4002, nothing
 more.
 """
 
@@ -22,10 +22,10 @@ from enum import Enum
 
 import numpy as np
 
-from service.decoding.images import ImageLimits, image_parts
-from service.decoding.pool import DecoderPool, SandboxLimits
 from service.errors import BadMedia
-from service.video.frames import Frame, VideoLimits, video_parts
+from service.media.frames import Frame, VideoLimits, video_parts
+from service.media.images import ImageLimits, image_parts
+from service.media.pool import DecoderPool, SandboxLimits
 
 ACCEPTED_IMAGES = "JPEG, PNG, WebP, BMP, TIFF"
 _MB = 1024 * 1024
@@ -149,7 +149,7 @@ def decode_video(decoders: DecoderPool, data: bytes, settings: MediaSettings
                  ) -> Iterator[Frame]:
     """Frames sampled at `settings.analysis_fps`, at most `settings.work_side` px long,
     decoded in the calling thread's decoder worker and yielded as they arrive (see
-    service.video.frames for the sampling and the limits). 4002 when the worker dies."""
+    service.media.frames for the sampling and the limits). 4002 when the worker dies."""
     params = (settings.analysis_fps, settings.work_side, settings.video)
     parts = decoders.local().run(video_parts, data, params,
                                  _sandbox_limits(settings, settings.work_side), "video")

@@ -1,7 +1,7 @@
 """What replicas share, behind one interface: `SharedState` and the records it holds.
 
-One process alone keeps it in memory (service.shared_state.memory, the default: no
-extra process); N replicas keep it in Redis (service.shared_state.redis) so they behave
+One process alone keeps it in memory (service.cluster.shared_state.memory, the default: no
+extra process); N replicas keep it in Redis (service.cluster.shared_state.redis) so they behave
 like one big replica: a replayed request, a failed login, a session created, a result
 decided or a replica's load is seen by all of them. Only ids, states, counters, token
 digests and decision payloads are shared; frames, embeddings and portraits never leave
@@ -85,7 +85,7 @@ class SharedState(Protocol):
 
     async def close(self) -> None: ...
 
-    # --- authentication (service/auth.py) ---
+    # --- authentication (service/http/auth.py) ---
     async def add_fingerprint(self, fingerprint: str, expires_at: float, now: float) -> bool:
         """Record a signed request's fingerprint; False when it was already seen."""
 
@@ -122,7 +122,7 @@ class SharedState(Protocol):
     async def leave(self, info: ReplicaInfo) -> None:
         """Withdraw this replica's heartbeat (it is exiting)."""
 
-    # --- placement slots (service/replica.py) ---
+    # --- placement slots (service/cluster/replica.py) ---
     async def reserve_slot(self, candidates: list[ReplicaInfo], prefer_id: str, slot: str,
                            hold_s: float) -> ReplicaInfo | None:
         """In one atomic step: the candidate with the fewest slots taken per unit of

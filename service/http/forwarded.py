@@ -1,7 +1,7 @@
 """The client's address behind a reverse proxy: X-Forwarded-For from trusted proxies only.
 
 Behind a proxy every connection comes from the proxy, so the per-address lockout of
-failed authentications (service/auth.py) would lock everyone out after one client's
+failed authentications (service/http/auth.py) would lock everyone out after one client's
 mistakes, and the per-address connection cap would throttle the proxy. A request whose
 connection comes from an address in `http.trusted_proxies` is attributed to the address
 its proxy chain reports: X-Forwarded-For read from the right, skipping trusted proxies,

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.api.media import decode_image
+from service.api.envelope import veritem
 from service.errors import LowQuality
-from service.payload import veritem
+from service.media.uploads import decode_image
 from service.vision.detection import Detection
 from service.vision.faces import find_faces
 from service.vision.quality import FaceQuality, QualityLimits, measure_quality

@@ -1,1 +1,0 @@
-"""Decoding of client media in sandboxed worker processes (never in the service process)."""

@@ -1,1 +1,0 @@
-"""Video input: decoding uploaded clips into timestamped, downscaled frames."""
