@@ -49,10 +49,10 @@ from typing import Any
 import numpy as np
 
 from service.config import load_config
-from service.liveness.blink import BlinkDetector, BlinkParams
+from service.liveness.blink import BlinkDetector, BlinkSettings
 from service.liveness.geometry import eye_aspect_ratio, eye_openness, mouth_aspect_ratio
-from service.liveness.holds import HoldParams, HoldTracker
-from service.liveness.mouth import MouthDetector, MouthParams
+from service.liveness.holds import HoldSettings, HoldTracker
+from service.liveness.mouth import MouthDetector, MouthSettings
 from service.liveness.turns import nose_yaw
 from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
@@ -67,7 +67,7 @@ BASELINE_EAR = 0.2
 # decode_frames keeps every frame when asked for more than the source rate.
 EVERY_FRAME_FPS = 1000.0
 TIMED_CLIPS = 4
-# The cross-validation's threshold grid (BlinkParams fields), around the defaults.
+# The cross-validation's threshold grid (BlinkSettings fields), around the defaults.
 CV_GRID = {"enter_ratio": (0.75, 0.8, 0.85), "close_ratio": (0.65, 0.7, 0.75, 0.8),
            "reopen_fraction": (0.5, 0.6, 0.7), "max_duration_s": (0.5, 0.7, 0.9),
            "baseline_percentile": (80.0, 85.0, 90.0)}
@@ -115,7 +115,7 @@ def analyse(data_dir: Path, path: str, fps: float, fresh: bool = False,
 
 
 def frontal(series: Series, max_yaw: float) -> np.ndarray:
-    """The engine's own frontal gate (EngineParams.frontal_max_yaw, nose yaw in eye
+    """The engine's own frontal gate (EngineSettings.frontal_max_yaw, nose yaw in eye
     distances), so the benchmark scores exactly the samples the service uses."""
     ok = series.present.copy()
     for i in np.flatnonzero(ok):
@@ -133,7 +133,7 @@ def ears(series: Series, measure=eye_openness) -> tuple[np.ndarray, np.ndarray]:
     return left, right
 
 
-def our_blinks(series: Series, params: BlinkParams, ok: np.ndarray) -> list[tuple[float, float]]:
+def our_blinks(series: Series, params: BlinkSettings, ok: np.ndarray) -> list[tuple[float, float]]:
     detector = BlinkDetector(params)
     left, right = ears(series)
     events = []
@@ -181,7 +181,7 @@ def match(detected: list[tuple[float, float]], labels: list[list[int]],
     return tp, len(det) - tp, len(labels) - tp
 
 
-def run_mouth(series: Series, params: MouthParams, ok: np.ndarray) -> MouthDetector:
+def run_mouth(series: Series, params: MouthSettings, ok: np.ndarray) -> MouthDetector:
     detector = MouthDetector(params)
     for t, lm, good in zip(series.t, series.lm, ok):
         mar = mouth_aspect_ratio(lm) if good else 0.0
@@ -206,7 +206,7 @@ def closed_runs(t: np.ndarray, on: list[bool]) -> list[tuple[float, float]]:
     return out
 
 
-def hold_states(series: Series, params: HoldParams) -> tuple[list[bool], list[bool]]:
+def hold_states(series: Series, params: HoldSettings) -> tuple[list[bool], list[bool]]:
     """(eyes closed, mouth open) per frame, from HoldTracker as the engine runs it."""
     tracker = HoldTracker(params)
     closed, mouth = [], []
@@ -218,7 +218,7 @@ def hold_states(series: Series, params: HoldParams) -> tuple[list[bool], list[bo
 
 
 def hold_report(clips: list[tuple[dict[str, Any], Series]], talking: list[Series],
-                params: HoldParams) -> None:
+                params: HoldSettings) -> None:
     """Eyes closed and mouth open on every frame (tests/test_holds.py's measures)."""
     blinks = caught = open_frames = open_closed = 0
     longest = 0.0
@@ -252,7 +252,7 @@ def hold_report(clips: list[tuple[dict[str, Any], Series]], talking: list[Series
 
 
 def cross_validate(clips: list[tuple[dict[str, Any], Series, np.ndarray]],
-                   base: BlinkParams) -> tuple[np.ndarray, list[str]]:
+                   base: BlinkSettings) -> tuple[np.ndarray, list[str]]:
     """Leave one subject out: thresholds with the best F1 on the other subjects (ties:
     the one nearest the defaults), scored on the held-back subject; summed TP/FP/FN
     and each fold's choice."""

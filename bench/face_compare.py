@@ -224,7 +224,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         labels = np.array([1.0 if r["pair"]["same"] else 0.0 for r in ok])
         a, b = platt_fit(sims, labels)
         thr = -b / a
-        print(f"\nPlatt fit: CompareParams.slope = {a:.3f}, intercept = {b:.3f} "
+        print(f"\nPlatt fit: CompareSettings.slope = {a:.3f}, intercept = {b:.3f} "
               f"-> threshold cosine {thr:.4f}")
         print(f"at that threshold: FAR {np.mean(sims[labels == 0] >= thr):.2%}, "
               f"FRR {np.mean(sims[labels == 1] < thr):.2%}")

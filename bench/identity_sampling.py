@@ -1,6 +1,6 @@
 """Identity sampling: the discontinuity measures on real clips, and periodic cuts.
 
-Calibrates ReplacementParams (service/liveness/replacement.py) on ../shared/data:
+Calibrates ReplacementSettings (service/liveness/replacement.py) on ../shared/data:
 
 1. per frame of every ZJU blink clip and GRID talking clip (at the upload rate, 15 fps):
    FaceMesh box, nose yaw, the face crop's look and an SFace embedding;
@@ -40,7 +40,7 @@ from service.liveness.geometry import face_box
 from service.liveness.replacement import (
     Conditions,
     IdentityTrack,
-    ReplacementParams,
+    ReplacementSettings,
     face_look,
     look_distance,
 )
@@ -89,7 +89,7 @@ def measures(a: Row, b: Row) -> tuple[float, float, float]:
     return shift, max(w0, w1) / min(w0, w1), look_distance(a.look, b.look)
 
 
-def table(name: str, values: np.ndarray, params: ReplacementParams) -> None:
+def table(name: str, values: np.ndarray, params: ReplacementSettings) -> None:
     fires = ((values[:, 0] > params.jump_widths) | (values[:, 1] > params.scale_ratio)
              | (values[:, 2] > params.look_distance))
     print(f"| {name} ({len(values)} frame pairs) | "
@@ -104,7 +104,7 @@ def pingpong(rows: list, i: int) -> object:
 
 
 def session(a: list[Row | None], b: list[Row | None], period_s: float,
-            params: ReplacementParams, seed: int, seconds: float = 12.0) -> IdentityTrack:
+            params: ReplacementSettings, seed: int, seconds: float = 12.0) -> IdentityTrack:
     track = IdentityTrack(params, random.Random(seed))
     for i in range(int(seconds * FPS)):
         t = i / FPS
@@ -199,7 +199,7 @@ def main() -> None:
     real_footage(feats, blink, subjects, params)
 
 
-def played(rows: list[Row | None], params: ReplacementParams, seed: int) -> IdentityTrack:
+def played(rows: list[Row | None], params: ReplacementSettings, seed: int) -> IdentityTrack:
     """One pass over the rows as an upload plays them."""
     track = IdentityTrack(params, random.Random(seed))
     for i, row in enumerate(rows):
@@ -211,7 +211,7 @@ def played(rows: list[Row | None], params: ReplacementParams, seed: int) -> Iden
 
 
 def real_footage(feats: dict, blink: dict, subjects: list[str],
-                 params: ReplacementParams) -> None:
+                 params: ReplacementSettings) -> None:
     """Issue 19: real people (turns, a cap, hands over the face) and every cut."""
     one = [p for p in feats if p.startswith(("turns/", "blink/", "mouth/"))]
     false = [(p, seed) for p in one for seed in range(10)

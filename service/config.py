@@ -18,21 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.api.forms import FormLimits
+from service.api.forms import FormSettings
 from service.cluster.shared_state import ReplicaSettings
 from service.http.auth import AuthSettings
 from service.http.server import HttpSettings
-from service.judging.compare import CompareParams
-from service.judging.decision import VideoPolicy
-from service.judging.silent import SilentLivenessParams
-from service.liveness.engine import EngineParams
+from service.judging.compare import CompareSettings
+from service.judging.decision import VideoDecisionSettings
+from service.judging.silent import SilentSettings
+from service.liveness.engine import EngineSettings
 from service.media.uploads import MediaSettings
 from service.ops.metrics import MetricsSettings
 from service.ops.webhooks import WebhookSettings
 from service.rtc.session import SessionSettings
 from service.rtc.turn import TurnSettings
-from service.vision.admission import AdmissionParams
-from service.vision.faces import FaceSearchParams
+from service.vision.admission import AdmissionSettings
+from service.vision.faces import FaceSearchSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,20 +70,20 @@ class Config:
     # instances because OpenCV's dnn networks are not safe to share across threads.
     workers: int = max(1, os.cpu_count() or 1)
     # Admission to that pool: overload answers 4290 at once (service/vision/admission.py).
-    admission: AdmissionParams = field(default_factory=AdmissionParams)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
     # --- face finding, comparison and single-image liveness ---
     # How the main face is found (service/vision/faces.py).
-    faces: FaceSearchParams = field(default_factory=FaceSearchParams)
+    faces: FaceSearchSettings = field(default_factory=FaceSearchSettings)
     # Score mapping of typeId 21 (service/judging/compare.py).
-    compare: CompareParams = field(default_factory=CompareParams)
+    compare: CompareSettings = field(default_factory=CompareSettings)
     # Silent liveness threshold and quality gates (service/judging/silent.py).
-    silent: SilentLivenessParams = field(default_factory=SilentLivenessParams)
+    silent: SilentSettings = field(default_factory=SilentSettings)
 
     # --- who may call: API keys' time window, replays, lockout (service/http/auth.py) ---
     auth: AuthSettings = field(default_factory=AuthSettings)
     # --- request bodies: field and part limits of the form parsers (service/api/forms.py)
-    forms: FormLimits = field(default_factory=FormLimits)
+    forms: FormSettings = field(default_factory=FormSettings)
 
     # --- streaming sessions (spec section 2; service/rtc/session.py) ---
     sessions: SessionSettings = field(default_factory=SessionSettings)
@@ -129,9 +129,9 @@ class Config:
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
     # service/liveness/{blink,mouth,turns,replacement}.py and engine.py.
-    engine: EngineParams = field(default_factory=EngineParams)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     # What the verdict requires (service/judging/decision.py).
-    video_policy: VideoPolicy = field(default_factory=VideoPolicy)
+    video_policy: VideoDecisionSettings = field(default_factory=VideoDecisionSettings)
 
 
 def _coerce(value: Any, target: Any) -> Any:

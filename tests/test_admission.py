@@ -9,13 +9,13 @@ from conftest import data_bytes, make_config, start_server, status_of
 
 from service.client import VerifyClient
 from service.errors import RateLimited
-from service.vision.admission import Admission, AdmissionParams
+from service.vision.admission import Admission, AdmissionSettings
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 
 
 def test_jobs_are_admitted_while_the_expected_wait_is_under_the_target():
-    admission = Admission(workers=2, params=AdmissionParams(target_wait_s=3.0, max_pending=100))
+    admission = Admission(workers=2, params=AdmissionSettings(target_wait_s=3.0, max_pending=100))
     tickets = [admission.admit("clip", first_guess_s=2.0) for _ in range(4)]  # 0, 1, 2, 3 s
     with pytest.raises(RateLimited):
         admission.admit("clip", first_guess_s=2.0)  # would wait 4 s
@@ -25,7 +25,7 @@ def test_jobs_are_admitted_while_the_expected_wait_is_under_the_target():
 
 
 def test_the_queue_length_follows_what_each_kind_of_job_costs():
-    admission = Admission(workers=1, params=AdmissionParams(target_wait_s=1.0, max_pending=100))
+    admission = Admission(workers=1, params=AdmissionSettings(target_wait_s=1.0, max_pending=100))
     for kind, seconds in (("frame", 0.01), ("clip", 2.0)):
         ticket = admission.admit(kind, first_guess_s=0.05)
         ticket.start()
@@ -38,7 +38,7 @@ def test_the_queue_length_follows_what_each_kind_of_job_costs():
 def test_a_free_worker_takes_a_job_whatever_its_estimate():
     """After one faceless 4000 px photo took 18 s, the next comparison (two jobs at once)
     on an idle pool must still run, not be refused as if 18 s were queued."""
-    admission = Admission(workers=2, params=AdmissionParams(target_wait_s=3.0, max_pending=100))
+    admission = Admission(workers=2, params=AdmissionSettings(target_wait_s=3.0, max_pending=100))
     slow = admission.admit("prepare_face", 0.05)
     slow.start()
     slow.finish(18.0)
@@ -49,7 +49,7 @@ def test_a_free_worker_takes_a_job_whatever_its_estimate():
 
 
 def test_one_slow_job_does_not_make_its_kind_look_slow():
-    admission = Admission(workers=1, params=AdmissionParams(target_wait_s=1.0, max_pending=100))
+    admission = Admission(workers=1, params=AdmissionSettings(target_wait_s=1.0, max_pending=100))
     for seconds in (0.06, 0.05, 0.07, 18.0):
         ticket = admission.admit("prepare_face", 0.05)
         ticket.start()
@@ -60,7 +60,7 @@ def test_one_slow_job_does_not_make_its_kind_look_slow():
 
 
 def test_required_jobs_pass_and_abandoned_jobs_give_their_place_back():
-    admission = Admission(workers=1, params=AdmissionParams(target_wait_s=0.5, max_pending=2))
+    admission = Admission(workers=1, params=AdmissionSettings(target_wait_s=0.5, max_pending=2))
     first = admission.admit("decide", 1.0)
     with pytest.raises(RateLimited):
         admission.admit("frame", 0.01)
@@ -72,7 +72,7 @@ def test_required_jobs_pass_and_abandoned_jobs_give_their_place_back():
 
 
 def test_the_hard_cap_bounds_jobs_in_flight():
-    admission = Admission(workers=4, params=AdmissionParams(target_wait_s=100.0, max_pending=3))
+    admission = Admission(workers=4, params=AdmissionSettings(target_wait_s=100.0, max_pending=3))
     for _ in range(3):
         admission.admit("image", 0.01).start()
     with pytest.raises(RateLimited):

@@ -19,8 +19,8 @@ from service.liveness.challenges import (
     ACTIONS,
     HOLD_ACTIONS,
     LEGACY_ACTIONS,
-    ChallengeParams,
     ChallengeScript,
+    ChallengeSettings,
     Event,
     Failed,
     Met,
@@ -34,7 +34,7 @@ from service.liveness.holds import ActionState
 from service.rtc import messages as msg
 
 FPS = 10.0
-PARAMS = ChallengeParams()
+PARAMS = ChallengeSettings()
 
 
 def frame(t: float, *on: str, face: bool = True) -> ActionState:
@@ -73,7 +73,7 @@ Behaviour = Callable[[float, Log], tuple[ActionState, tuple[CueEvent, ...]]]
 
 
 def drive(actions: list[str], behaviour: Behaviour, seed: int = 1, until_s: float = 60.0,
-          params: ChallengeParams = PARAMS, waiting_fps: float = FPS
+          params: ChallengeSettings = PARAMS, waiting_fps: float = FPS
           ) -> tuple[ChallengeScript, Log]:
     """The clock ticks at FPS; frames are observed at FPS, or at `waiting_fps` while
     the script waits (`frame_due`, as the stream runner does)."""

@@ -11,9 +11,9 @@ from conftest import data_bytes
 
 from service.config import Config, load_config
 from service.errors import BadMedia, TooLarge
-from service.liveness.blink import BlinkDetector, BlinkEvent, BlinkParams
-from service.liveness.mouth import MouthDetector, MouthEvent, MouthParams
-from service.media.frames import VideoLimits, decode_frames
+from service.liveness.blink import BlinkDetector, BlinkEvent, BlinkSettings
+from service.liveness.mouth import MouthDetector, MouthEvent, MouthSettings
+from service.media.frames import ClipSettings, decode_frames
 
 FPS = 15.0
 MP4 = "blink/zju/000003M_FNN.mp4"
@@ -179,9 +179,9 @@ def test_mouth_left_open_is_no_event_until_it_closes():
 
 
 def test_cue_parameters_come_from_the_config():
-    assert Config().engine.blink == BlinkParams() and Config().engine.mouth == MouthParams()
+    assert Config().engine.blink == BlinkSettings() and Config().engine.mouth == MouthSettings()
     cfg = load_config(env={"SERVICE_ENGINE__BLINK__ENTER_RATIO": "0.7"})
-    assert cfg.engine.blink.enter_ratio == 0.7 and cfg.engine.mouth == MouthParams()
+    assert cfg.engine.blink.enter_ratio == 0.7 and cfg.engine.mouth == MouthSettings()
 
 
 # --- video decoding ---
@@ -241,9 +241,9 @@ def test_garbage_is_bad_media(data):
         list(decode_frames(data))
 
 
-@pytest.mark.parametrize("limits", [VideoLimits(max_duration_s=2.0),
-                                    VideoLimits(max_pixels=320 * 200),
-                                    VideoLimits(max_frames=100)])
+@pytest.mark.parametrize("limits", [ClipSettings(max_duration_s=2.0),
+                                    ClipSettings(max_pixels=320 * 200),
+                                    ClipSettings(max_frames=100)])
 def test_video_over_a_limit_is_too_large(limits):
     with pytest.raises(TooLarge):
         list(decode_frames(data_bytes(MP4), limits=limits))

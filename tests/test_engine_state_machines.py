@@ -8,10 +8,10 @@ import random
 
 import numpy as np
 
-from service.judging.decision import VideoPolicy, decide
+from service.judging.decision import VideoDecisionSettings, decide
 from service.liveness.engine import ClipEvidence, CueEvent
 from service.liveness.planarity import PlanarityDetector
-from service.liveness.replacement import IdentityTrack, ReplacementParams
+from service.liveness.replacement import IdentityTrack, ReplacementSettings
 from service.liveness.turns import TurnDetector
 
 
@@ -56,7 +56,7 @@ def test_identity_track_reports_another_person_after_two_samples():
     rng = np.random.default_rng(1)
     person_a = unit(rng.normal(size=128))
     person_b = unit(rng.normal(size=128))
-    track = IdentityTrack(ReplacementParams(interval_min_s=0.3, interval_max_s=0.7,
+    track = IdentityTrack(ReplacementSettings(interval_min_s=0.3, interval_max_s=0.7,
                                             steady_interval_min_s=0.3,
                                             steady_interval_max_s=0.7),
                           random.Random(1))
@@ -109,7 +109,7 @@ def test_same_person_with_noise_is_never_a_replacement():
 
 
 def test_a_jump_or_a_scale_change_of_the_face_box_asks_for_a_sample_at_once():
-    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    track = IdentityTrack(ReplacementSettings(interval_min_s=10.0, interval_max_s=10.0))
     assert track.wants_sample(0.0, (0.0, 0.0, 100.0, 100.0), 0.0, None)
     track.add(0.0, unit(np.ones(128)))
     assert not track.wants_sample(0.1, (5.0, 0.0, 100.0, 100.0), 0.0, None)
@@ -120,7 +120,7 @@ def test_a_jump_or_a_scale_change_of_the_face_box_asks_for_a_sample_at_once():
 
 
 def test_identity_is_sampled_only_near_frontal_and_a_due_sample_waits_for_it():
-    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    track = IdentityTrack(ReplacementSettings(interval_min_s=10.0, interval_max_s=10.0))
     box = (0.0, 0.0, 100.0, 100.0)
     assert not track.wants_sample(0.0, box, 0.6, None)  # turned ~35 degrees: not yet
     assert track.wants_sample(0.1, box, 0.1, None)
@@ -136,7 +136,7 @@ def test_a_change_of_look_asks_for_a_sample_at_once():
     rng = np.random.default_rng(3)
     look = rng.normal(size=256).astype(np.float32)
     look = (look - look.mean()) / look.std()
-    track = IdentityTrack(ReplacementParams(interval_min_s=10.0, interval_max_s=10.0))
+    track = IdentityTrack(ReplacementSettings(interval_min_s=10.0, interval_max_s=10.0))
     box = (0.0, 0.0, 100.0, 100.0)
     assert track.wants_sample(0.0, box, 0.0, look)
     track.add(0.0, unit(np.ones(128)))
@@ -149,7 +149,7 @@ def test_a_doubtful_sample_stays_out_of_the_anchor_and_a_decided_track_stops_sam
     a, other = unit(rng.normal(size=128)), unit(rng.normal(size=128))  # cosine ~0
     across = unit(other - a * float(np.dot(other, a)))  # orthogonal to a
     doubtful = unit(0.55 * a + np.sqrt(1 - 0.55**2) * across)  # cosine 0.55 to a
-    track = IdentityTrack(ReplacementParams(interval_min_s=0.1, interval_max_s=0.1))
+    track = IdentityTrack(ReplacementSettings(interval_min_s=0.1, interval_max_s=0.1))
     box = (0.0, 0.0, 100.0, 100.0)
     track.add(0.0, a)
     track.add(0.1, doubtful)  # above other_cosine: not another person, but not added
@@ -201,7 +201,7 @@ class Pad:
 
 
 def test_policy_live_needs_an_active_cue_and_a_live_best_frame():
-    policy = VideoPolicy()
+    policy = VideoDecisionSettings()
     live = decide(evidence(["blink"]), Pad(0.97), "", policy)
     assert live.live and live.value == 97.0 and live.blinked and not live.mouth_moved
     no_cue = decide(evidence([]), Pad(0.97), "", policy)
@@ -211,7 +211,7 @@ def test_policy_live_needs_an_active_cue_and_a_live_best_frame():
 
 
 def test_policy_replacement_poor_tracking_and_unjudged_best_frame_are_not_live():
-    policy = VideoPolicy()
+    policy = VideoDecisionSettings()
     assert decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).replaced
     assert not decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).live
     assert not decide(evidence(["blink"], tracked=20), Pad(0.99), "", policy).live
@@ -220,7 +220,7 @@ def test_policy_replacement_poor_tracking_and_unjudged_best_frame_are_not_live()
 
 
 def test_policy_live_needs_the_identity_checked_at_least_twice():
-    policy = VideoPolicy()
+    policy = VideoDecisionSettings()
     assert decide(evidence(["blink"], samples=2), Pad(0.97), "", policy).live
     for samples in (0, 1):
         once = decide(evidence(["blink"], samples=samples), Pad(0.97), "", policy)
@@ -230,14 +230,14 @@ def test_policy_live_needs_the_identity_checked_at_least_twice():
 
 
 def test_policy_in_a_stream_uses_the_challenges():
-    policy = VideoPolicy()
+    policy = VideoDecisionSettings()
     assert decide(evidence([]), Pad(0.9), "", policy, challenges_met=True).live
     failed = decide(evidence(["blink"]), Pad(0.9), "", policy, challenges_met=False)
     assert not failed.live and "challenges not met" in failed.reasons
 
 
 def test_veritems_have_the_vendor_order_and_strings():
-    items = decide(evidence(["blink"]), Pad(0.876), "", VideoPolicy()).veritems()
+    items = decide(evidence(["blink"]), Pad(0.876), "", VideoDecisionSettings()).veritems()
     assert [(i["desc"], i["content"]) for i in items] == [
         ("Decision value", "87.6"), ("Live or not", "Living body"),
         ("Whether there is a replacement", "no"), ("Whether there is blinking", "yes"),

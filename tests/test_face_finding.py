@@ -8,7 +8,7 @@ import pytest
 from conftest import DATA, MODEL_DIR
 
 from service.vision.detection import Detection, FaceDetector, iou, tile_origins
-from service.vision.faces import FaceSearchParams, find_faces, refine
+from service.vision.faces import FaceSearchSettings, find_faces, refine
 from service.vision.presence import FacePresence
 from service.vision.shrink import shrink
 
@@ -19,7 +19,7 @@ def search():
     presence = FacePresence()
 
     def run(img: np.ndarray, **overrides):
-        return find_faces(detector, presence, img, FaceSearchParams(**overrides))
+        return find_faces(detector, presence, img, FaceSearchSettings(**overrides))
 
     yield run
     presence.close()
@@ -107,12 +107,12 @@ def test_a_face_located_by_landmarks_gets_the_detectors_box_from_a_crop(search):
     x, y, w, h = full.box
     rough = Detection((x + 0.05 * w, y - 0.05 * h, 1.1 * w, 1.1 * h), full.landmarks, 1.0)
     detector = FaceDetector(MODEL_DIR / "face_detection_yunet_2023mar_int8bq.onnx")
-    refined = refine(detector, img, rough, FaceSearchParams())
+    refined = refine(detector, img, rough, FaceSearchSettings())
     assert refined is not None
     assert iou(refined.face.box, full.box) > 0.85
     assert np.abs(refined.face.landmarks - full.landmarks).max() < 0.05 * w
     nowhere = Detection((5.0, 5.0, 30.0, 30.0), full.landmarks, 1.0)
-    assert refine(detector, img, nowhere, FaceSearchParams()) is None
+    assert refine(detector, img, nowhere, FaceSearchSettings()) is None
 
 
 @pytest.mark.parametrize("side", [320, 256, 1600, 611])

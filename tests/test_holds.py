@@ -29,8 +29,8 @@ from conftest import data_bytes, make_config
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
 from service.liveness.challenges import (
-    ChallengeParams,
     ChallengeScript,
+    ChallengeSettings,
     Failed,
     Met,
     Prompt,
@@ -38,7 +38,7 @@ from service.liveness.challenges import (
 )
 from service.liveness.engine import LivenessEngine
 from service.liveness.geometry import eye_openness, mouth_aspect_ratio
-from service.liveness.holds import ActionState, HoldParams, HoldTracker
+from service.liveness.holds import ActionState, HoldSettings, HoldTracker
 from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
@@ -48,8 +48,8 @@ from blink_eval import closed_runs
 
 EVERY_FRAME = 1000.0  # decode_frames keeps every frame when asked for more than the source
 STREAM_FPS = 10.0  # SessionSettings.analysis_fps
-CHALLENGES = ChallengeParams()
-HOLDS = HoldParams()
+CHALLENGES = ChallengeSettings()
+HOLDS = HoldSettings()
 
 
 @dataclass
@@ -69,7 +69,7 @@ def tracked(path: str, fps: float = EVERY_FRAME) -> Clip:
     return Clip(path, frames, [f[0] if f else None for f in faces])
 
 
-def states(clip: Clip, params: HoldParams = HOLDS) -> list[ActionState]:
+def states(clip: Clip, params: HoldSettings = HOLDS) -> list[ActionState]:
     tracker = HoldTracker(params)
     return [tracker.update(f.t, lm) if lm is not None else ActionState(f.t, False, False,
                                                                        False, None)
@@ -107,7 +107,7 @@ def test_labelled_blinks_read_closed_but_never_for_a_held_closure(zju):
             caught += any(a <= t1 and b >= t0 for a, b in closed)
         for a, b in closed:
             assert b - a < CHALLENGES.natural_blink_max_s, (entry["path"], a, b)
-    # calibration (HoldParams): 175 of 189 over all conditions; FNN faces are the easy part
+    # calibration (HoldSettings): 175 of 189 over all conditions; FNN faces are the easy part
     assert caught >= 0.9 * blinks, (caught, blinks)
 
 

@@ -36,7 +36,7 @@ import pytest
 import pytest_asyncio
 from conftest import KEY, SECRET, data_bytes, make_config, start_server
 
-from service.api.forms import ContentType, FormLimits
+from service.api.forms import ContentType, FormSettings
 from service.api.request import parse_request
 from service.client import signed_fields
 
@@ -205,7 +205,7 @@ async def test_the_watch_sees_a_parse_on_the_loop(bodies):
     _, body, ctype = bodies[0]
 
     async def parse_here() -> None:
-        parse_request(body, ContentType(ctype, {}), ("img1", "img2"), FormLimits())
+        parse_request(body, ContentType(ctype, {}), ("img1", "img2"), FormSettings())
 
     async with LoopWatch() as watch:
         await asyncio.sleep(3 * TICK_S)

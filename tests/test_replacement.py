@@ -30,7 +30,7 @@ from models.manifest import resolve_models
 from service.app import MODEL_NAMES
 from service.liveness.engine import ClipEvidence, IdentitySample, LivenessEngine, as_detection
 from service.liveness.geometry import face_box
-from service.liveness.replacement import IdentityTrack, ReplacementParams, face_look
+from service.liveness.replacement import IdentityTrack, ReplacementSettings, face_look
 from service.media.frames import Frame, decode_frames
 from service.vision.runtime import ModelRuntime
 
@@ -110,7 +110,7 @@ def evidence_of(replay: Replayed, frames: list[Frame], params, seed: int,  # typ
 
 
 def replaced_per_seed(runtime: ModelRuntime, frames: list[Frame],
-                      params_change: Callable[[ReplacementParams], ReplacementParams]
+                      params_change: Callable[[ReplacementSettings], ReplacementSettings]
                       = lambda p: p, lag: int | None = None) -> list[bool]:
     cfg = make_config().engine
     replay = Replayed(runtime, frames)
@@ -141,11 +141,11 @@ def test_random_sampling_alone_finds_the_cut_that_a_fixed_period_misses(runtime,
         i % (2 * n) if i % (2 * n) < n else 2 * n - 1 - i % (2 * n)].image)
         for i in range(int(10 * FPS))]
     blind = {"jump_widths": 1e9, "scale_ratio": 1e9, "look_distance": 1e9}
-    fixed = replaced_per_seed(runtime, looped, lambda p: ReplacementParams(
+    fixed = replaced_per_seed(runtime, looped, lambda p: ReplacementSettings(
         **{**p.__dict__, **blind, "interval_min_s": 2.0, "interval_max_s": 2.0,
                            "steady_interval_min_s": 2.0, "steady_interval_max_s": 2.0,
                            "anchor_interval_min_s": 2.0, "anchor_interval_max_s": 2.0}))
-    jittered = replaced_per_seed(runtime, looped, lambda p: ReplacementParams(
+    jittered = replaced_per_seed(runtime, looped, lambda p: ReplacementSettings(
         **{**p.__dict__, **blind}))
     assert fixed == [False] * len(SEEDS)
     assert sum(jittered) >= 8
@@ -200,7 +200,7 @@ def test_a_head_turn_is_not_read_as_another_person(runtime):
     n = len(rows)
     yaws = [float(np.clip(1.8 * np.sin(2 * np.pi * i / n), -0.9, 0.9)) for i in range(n)]
 
-    def run(params: ReplacementParams, seed: int) -> tuple[IdentityTrack, list[float]]:
+    def run(params: ReplacementSettings, seed: int) -> tuple[IdentityTrack, list[float]]:
         track, sampled_yaws = IdentityTrack(params, random.Random(seed)), []
         for (frame, box, own, someone_else), yaw in zip(rows, yaws):
             if track.wants_sample(frame.t, box, yaw, face_look(frame.image, box)):
@@ -210,7 +210,7 @@ def test_a_head_turn_is_not_read_as_another_person(runtime):
 
     deferred = 0
     for seed in SEEDS:
-        track, sampled_yaws = run(ReplacementParams(), seed)
+        track, sampled_yaws = run(ReplacementSettings(), seed)
         assert track.event is None and track.samples >= 2
         assert max(abs(y) for y in sampled_yaws) < 0.35
         deferred += track.deferred
@@ -219,7 +219,7 @@ def test_a_head_turn_is_not_read_as_another_person(runtime):
     # Sampled every 0.2-0.6 s: a real turn changes the face's look and box at every
     # step, asking for samples all along (these frames, frontal, do not).
     for seed in SEEDS:
-        ungated, _ = run(ReplacementParams(frontal_yaw=9.0, interval_min_s=0.2,
+        ungated, _ = run(ReplacementSettings(frontal_yaw=9.0, interval_min_s=0.2,
                                            interval_max_s=0.6), seed)
         assert ungated.event is not None
 

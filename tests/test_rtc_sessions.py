@@ -298,7 +298,7 @@ async def test_client_that_disconnects_mid_session_leaves_nothing_behind(http, u
 
 async def test_short_sets_are_completed_by_default(http, base_url):
     """On the default configuration a legacy `blink` alone is completed with hold actions
-    (see ChallengeParams.min_holds): the session says what it will ask."""
+    (see ChallengeSettings.min_holds): the session says what it will ask."""
     for asked in ("blink", "eyes_closed", "1"):
         status, session = await create_session(http, base_url, KEY, SECRET, challenges=asked)
         assert status == 201, session

@@ -19,7 +19,7 @@ from videos import decode_all
 
 from service.errors import RateLimited
 from service.rtc import messages as msg
-from service.rtc.outbox import Outbox, OutboxLimits
+from service.rtc.outbox import Outbox, OutboxSettings
 from service.rtc.routes import MANAGER
 
 BLINK_CLIP = "blink/zju/000001M_FBN.mp4"
@@ -81,7 +81,7 @@ def test_messages_have_the_spec_shapes():
 
 
 async def test_outbox_bounds_subscribers_queues_and_backlog():
-    box = Outbox(OutboxLimits(max_subscribers=2, queue=3, backlog=2))
+    box = Outbox(OutboxSettings(max_subscribers=2, queue=3, backlog=2))
     assert not box.send(msg.Deciding()).reached  # no data channel, nobody subscribed
     box.send(msg.Progress(("hold still",), 1))
     box.send(msg.Challenge("eyes_closed", 0, 1, 2500))

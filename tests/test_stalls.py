@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from service.rtc.stalls import (
     LinkSample,
-    NetworkParams,
+    NetworkSettings,
     StallWatch,
     failed_by_network,
     network_detail,
     network_failure,
 )
 
-P = NetworkParams(stall_after_s=0.6, max_stalled_s=5.0)
+P = NetworkSettings(stall_after_s=0.6, max_stalled_s=5.0)
 
 
 def test_gaps_shorter_than_the_threshold_are_no_stall():

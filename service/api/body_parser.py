@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from aiohttp import web
 
-from service.api.forms import ContentType, FormLimits
+from service.api.forms import ContentType, FormSettings
 from service.api.request import BODY_PARSER, VerifyRequest, parse_request
 from service.errors import BadMedia
-from service.media.pool import DecoderPool, Part, SandboxLimits
+from service.media.pool import DecoderPool, Part, SandboxSettings
 
 if TYPE_CHECKING:  # annotations only: service.config imports the components' modules
     from service.config import Config
@@ -38,7 +38,7 @@ _MB = 1024 * 1024
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-def body_parts(data: bytes, params: tuple[str, dict[str, str], tuple[str, ...], FormLimits]
+def body_parts(data: bytes, params: tuple[str, dict[str, str], tuple[str, ...], FormSettings]
                ) -> Iterator[Part]:
     """The worker job: the body's replay digest, then each field as bytes (text fields
     UTF-8, media fields decoded from base64 or as uploaded)."""
@@ -57,7 +57,7 @@ class BodyParser:
 
     def __init__(self, config: Config) -> None:
         self._limits = config.forms
-        self._sandbox = SandboxLimits(timeout_s=config.media.decode_timeout_s,
+        self._sandbox = SandboxSettings(timeout_s=config.media.decode_timeout_s,
                                       memory_bytes=config.media.decode_worker_memory_mb * _MB,
                                       max_side=1, max_bytes=config.max_request_bytes)
         self._executor = ThreadPoolExecutor(config.forms.parse_workers,

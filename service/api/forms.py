@@ -57,7 +57,7 @@ _HEX_VALUE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
 @dataclass(frozen=True)
-class FormLimits:
+class FormSettings:
     # Fields in one form, multipart or JSON body: the largest request of the API has 7
     # (key, timestamp, token, typeId, img1, img2, file); 32 leaves room for extras that
     # clients add and we ignore, and bounds the work a body of many tiny fields causes.

@@ -27,7 +27,7 @@ from aiohttp import web
 from service.api.forms import (
     ContentType,
     FormField,
-    FormLimits,
+    FormSettings,
     decode_utf8,
     parse_content_type,
     parse_json_object,
@@ -194,7 +194,7 @@ BODY_PARSER = web.AppKey("body_parser", BodyParsing)
 
 
 def parse_request(body: bytes, ctype: ContentType, media_fields: tuple[str, ...],
-                  limits: FormLimits) -> VerifyRequest:
+                  limits: FormSettings) -> VerifyRequest:
     """The fields of a form, multipart or JSON body (a content type read_request took)."""
     if ctype.mime == JSON:
         return _from_json(body, media_fields, limits.max_fields)

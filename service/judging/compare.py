@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the config is built from the parameter classes of modules l
 
 
 @dataclass(frozen=True)
-class CompareParams:
+class CompareSettings:
     """Calibrated by bench/face_compare.py --calibrate (see the README).
 
     Score = 100 / (1 + exp(-(slope * cosine + intercept))): Platt scaling of the SFace

@@ -1,6 +1,6 @@
 """Fuse clip evidence into the vendor's video-liveness answer.
 
-Default policy (spec section 1, configurable through VideoPolicy): "Living body" only
+Default policy (spec section 1, configurable through VideoDecisionSettings): "Living body" only
 when one face is tracked through most of the clip, its identity was checked at least
 twice and no replacement is seen, silent
 liveness on the best frame says live, and at least one active cue happened (a blink
@@ -25,10 +25,10 @@ if TYPE_CHECKING:  # silent_liveness imports the config, which imports this poli
 
 
 @dataclass(frozen=True)
-class VideoPolicy:
+class VideoDecisionSettings:
     # fraction of analysed frames in which the face must be tracked
     min_tracked_fraction: float = 0.6
-    # blinks that count as "yes" for the clip (mouth movement: MouthParams.min_events)
+    # blinks that count as "yes" for the clip (mouth movement: MouthSettings.min_events)
     min_blinks: int = 1
     require_active_cue: bool = True
     # An uploaded clip is refused (4004) when a second face of comparable size is present
@@ -36,7 +36,7 @@ class VideoPolicy:
     competing_fraction: float = 0.8
     # Identity samples a live verdict needs: with one, nothing was compared, so a
     # replacement could not have been seen. Samples come every 0.5-2.5 s of near-frontal
-    # face (ReplacementParams), so any clip or session with ~3 s of frontal face has 2.
+    # face (ReplacementSettings), so any clip or session with ~3 s of frontal face has 2.
     min_identity_samples: int = 2
 
 
@@ -62,7 +62,7 @@ class VideoDecision:
 
 
 def decide(evidence: ClipEvidence, pad: LivenessJudgement | None, pad_problem: str,
-           policy: VideoPolicy, challenges_met: bool | None = None) -> VideoDecision:
+           policy: VideoDecisionSettings, challenges_met: bool | None = None) -> VideoDecision:
     """`challenges_met` is None for uploaded clips (any active cue counts) and the
     challenge script's verdict in a streaming session."""
     blinked = evidence.count("blink") >= policy.min_blinks

@@ -17,7 +17,7 @@ from service.errors import LowQuality
 from service.media.uploads import decode_image
 from service.vision.detection import Detection
 from service.vision.faces import find_faces
-from service.vision.quality import FaceQuality, QualityLimits, measure_quality
+from service.vision.quality import FaceQuality, QualitySettings, measure_quality
 from service.vision.runtime import ModelRuntime
 
 if TYPE_CHECKING:  # the config is built from the parameter classes of modules like this
@@ -25,14 +25,14 @@ if TYPE_CHECKING:  # the config is built from the parameter classes of modules l
 
 
 @dataclass(frozen=True)
-class SilentLivenessParams:
+class SilentSettings:
     # Averaged MiniFASNet probability of a real face at or above which an image is live:
     # the publisher's argmax point. bench/silent_liveness.py reports the trade-off at 0.7
     # and 0.9 (README, "Silent liveness").
     threshold: float = 0.5
     # When a face can be judged at all (4005 otherwise); calibrated in
     # service/vision/quality.py.
-    quality: QualityLimits = field(default_factory=QualityLimits)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
 
 @dataclass(frozen=True)

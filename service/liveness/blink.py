@@ -37,7 +37,7 @@ from service.liveness.percentile import percentile
 
 
 @dataclass(frozen=True)
-class BlinkParams:
+class BlinkSettings:
     """Calibrated with bench/blink_eval.py on shared/data at 15 fps: 56 ZJU clips (14
     people, with/without glasses, upward view; 189 labelled blinks) and 7 GRID speech
     clips. Result: 98% precision / 98% recall on blink events (fixed EAR < 0.2: 88% /
@@ -84,7 +84,7 @@ class BlinkDetector:
     """Feed one sample per analysed frame with `update`; it returns a BlinkEvent on the
     sample where a blink completes (the eyes reopen), else None."""
 
-    def __init__(self, params: BlinkParams = BlinkParams()) -> None:
+    def __init__(self, params: BlinkSettings = BlinkSettings()) -> None:
         self.params = params
         self._history: deque[tuple[float, float]] = deque()
         self._baseline = 0.0

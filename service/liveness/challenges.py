@@ -39,7 +39,7 @@ FAIL_REASONS = ("too_early", "too_late", "wrong_action", "hold_broken")
 
 
 @dataclass(frozen=True)
-class ChallengeParams:
+class ChallengeSettings:
     # An action must start this long after its prompt at the earliest and at the
     # latest (issue 11): simple reaction to a visual prompt takes >= 0.2 s; replays
     # met prompts 0.04-0.2 s after they were sent; honest users blinked 0.4-1.2 s after
@@ -52,7 +52,7 @@ class ChallengeParams:
     # whatever the random hold was (it does anyway with a probability of about the
     # window's width over hold_max_s - hold_min_s). 2.0 s: a 0.3-1.2 s reaction (the
     # issue's honest users), up to 0.1 s until the next analysed frame (10 fps), and
-    # ~0.3 s for a head to come back under HoldParams.turn_exit, with margin.
+    # ~0.3 s for a head to come back under HoldSettings.turn_exit, with margin.
     release_max_s: float = 2.0
     # The release is sent a random time in this range after the onset, and a random
     # pause in the range below comes before each prompt, counted from the end of the
@@ -87,7 +87,7 @@ class ChallengeParams:
     # would call the slowest blinks a closure.
     natural_blink_max_s: float = 0.7
     # mouth_open and the turns are an onset once on this long: speech holds the
-    # mouth_open state at most 0.12 s on the GRID clips (see HoldParams; 0.16 s if the
+    # mouth_open state at most 0.12 s on the GRID clips (see HoldSettings; 0.16 s if the
     # thresholds were 0.05 lower), and a landmark glitch lasts a frame; 0.4 s is 2.5x
     # that and well inside any hold.
     onset_min_s: float = 0.4
@@ -176,13 +176,13 @@ def pick_challenges(count: int, rng: random.Random | None = None,
     return chosen
 
 
-def parse_challenges(value: object, params: ChallengeParams | None = None,
+def parse_challenges(value: object, params: ChallengeSettings | None = None,
                      rng: random.Random | None = None) -> list[str]:
     """The session's challenge set from the `challenges` field: None or "" (the default
     set), a count ("2", 2: that many random hold actions) or a list ("blink,mouth" or
     ["eyes_closed", "turn_left"]) of ACTIONS, completed (see `completed`); ValueError
     otherwise."""
-    p = params or ChallengeParams()
+    p = params or ChallengeSettings()
     rng = rng or random.SystemRandom()
     if value is None or value == "":
         return pick_challenges(p.default_count, rng, p.actions)
@@ -200,7 +200,7 @@ def parse_challenges(value: object, params: ChallengeParams | None = None,
     return completed(actions, p, rng)
 
 
-def completed(actions: list[str], params: ChallengeParams, rng: random.Random) -> list[str]:
+def completed(actions: list[str], params: ChallengeSettings, rng: random.Random) -> list[str]:
     """`actions` followed by random hold actions (of `params.actions`) until it has
     `min_holds` of them of `min_kinds` different actions (or as many kinds as there
     are), each added one a new movement (not the previous action nor its hold
@@ -241,7 +241,7 @@ class _Run:
     off_since: float | None = None  # first off frame (with a face) of the current gap
 
     def update(self, t: float, face: bool, on: bool, confirm_s: float,
-               params: ChallengeParams) -> float | None:
+               params: ChallengeSettings) -> float | None:
         """One frame; returns the end time when a confirmed run has just ended."""
         if face and on:
             if self.start is None:
@@ -309,7 +309,7 @@ class ChallengeScript:
     time), "release" (release sent, waiting for the action to end); after the last one
     or a failure, "done". Before `begin`, "idle"."""
 
-    def __init__(self, actions: list[str], params: ChallengeParams,
+    def __init__(self, actions: list[str], params: ChallengeSettings,
                  rng: random.Random) -> None:
         unknown = [a for a in actions if a not in ACTIONS]
         if unknown:

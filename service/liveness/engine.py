@@ -28,12 +28,12 @@ from typing import Protocol
 import numpy as np
 
 from service.liveness.best_frame import BestFrame, BestFrameKeeper, FrameQuality, face_crop_stats
-from service.liveness.blink import BlinkDetector, BlinkParams
+from service.liveness.blink import BlinkDetector, BlinkSettings
 from service.liveness.geometry import eye_centres, eye_openness, face_box, mouth_aspect_ratio
-from service.liveness.holds import ActionState, HoldParams, HoldTracker, no_face
-from service.liveness.mouth import MouthDetector, MouthParams
-from service.liveness.replacement import Conditions, IdentityTrack, ReplacementParams, face_look
-from service.liveness.turns import TurnDetector, TurnParams, nose_pitch, nose_yaw
+from service.liveness.holds import ActionState, HoldSettings, HoldTracker, no_face
+from service.liveness.mouth import MouthDetector, MouthSettings
+from service.liveness.replacement import Conditions, IdentityTrack, ReplacementSettings, face_look
+from service.liveness.turns import HeadTurnSettings, TurnDetector, nose_pitch, nose_yaw
 from service.media.frames import Frame
 from service.vision.detection import Detection, iou
 
@@ -48,12 +48,12 @@ Embed = Callable[[np.ndarray, Detection], np.ndarray]
 
 
 @dataclass(frozen=True)
-class EngineParams:
-    blink: BlinkParams = field(default_factory=BlinkParams)
-    mouth: MouthParams = field(default_factory=MouthParams)
-    turn: TurnParams = field(default_factory=TurnParams)
-    replacement: ReplacementParams = field(default_factory=ReplacementParams)
-    holds: HoldParams = field(default_factory=HoldParams)
+class EngineSettings:
+    blink: BlinkSettings = field(default_factory=BlinkSettings)
+    mouth: MouthSettings = field(default_factory=MouthSettings)
+    turn: HeadTurnSettings = field(default_factory=HeadTurnSettings)
+    replacement: ReplacementSettings = field(default_factory=ReplacementSettings)
+    holds: HoldSettings = field(default_factory=HoldSettings)
     # a second face at least this fraction of the main face's area competes with it;
     # the whole frame is searched for other faces (BlazeFace) this often, in seconds:
     # once a second costs ~0.3 ms per analysed frame (asking FaceMesh for two faces on
@@ -117,7 +117,7 @@ class ClipEvidence:
     identity: dict[str, object]
     duration_s: float
     candidates: list[BestFrame] = field(default_factory=list)  # best first
-    # enough mouth excursions to call it movement (MouthParams.min_events)
+    # enough mouth excursions to call it movement (MouthSettings.min_events)
     mouth_moved: bool = False
 
     def count(self, kind: str) -> int:
@@ -142,7 +142,7 @@ def as_detection(landmarks: np.ndarray) -> Detection:
 
 class LivenessEngine:
     def __init__(self, landmarker: Landmarker, embed: Embed,
-                 params: EngineParams = EngineParams(),
+                 params: EngineSettings = EngineSettings(),
                  rng: random.Random | None = None, defer_identity: bool = False) -> None:
         """`rng` draws the identity sampling times (seeded in tests; by default from
         the OS, so a recording cannot know when the identity will be checked).

@@ -51,13 +51,13 @@ def no_face(t: float) -> ActionState:
 
 
 @dataclass(frozen=True)
-class HoldParams:
+class HoldSettings:
     """Calibrated on ../shared/data with every frame of the 56 ZJU blink clips (189
     labelled blinks) and the 7 GRID speech clips (FaceMesh landmarks, as
     bench/blink_eval.py extracts them); numbers below are from that run."""
 
     # Eyes: each eye's lid gap (geometry.eye_openness) over its open level (85th
-    # percentile, as BlinkParams). The deepest frame of a labelled blink - the lids
+    # percentile, as BlinkSettings). The deepest frame of a labelled blink - the lids
     # shut - reads 0.17-0.64 (5th-90th percentile, median 0.45: FaceMesh never puts
     # the lids quite together), open frames outside blinks 0.99 median, 1.1% of them
     # under 0.65. Closed under 0.65: this tracker, run on every frame, reads 170 of
@@ -66,31 +66,31 @@ class HoldParams:
     # again above 0.75: a shut eye's reading flickers by +-0.1, and the hysteresis
     # keeps it one closure; with it the longest labelled natural blink reads closed
     # for 0.57 s (99th percentile 0.51 s; at 10 fps 0.50 s), under
-    # ChallengeParams.natural_blink_max_s.
+    # ChallengeSettings.natural_blink_max_s.
     eyes_closed_ratio: float = 0.65
     eyes_open_ratio: float = 0.75
     eye_level_percentile: float = 85.0
     # Mouth: inner-lip aspect ratio (geometry.mouth_aspect_ratio) above the closed
-    # level (10th percentile, as MouthParams). Speech peaks on the GRID clips: 0.21-0.51
+    # level (10th percentile, as MouthSettings). Speech peaks on the GRID clips: 0.21-0.51
     # above the closed level, but briefly: the longest run at or above 0.30 lasts
     # 0.16 s, at 0.35 0.12 s (at 0.25 it is 0.44 s, so 0.25 would need a hold
     # requirement speech can reach). Open from 0.35 (a deliberate wide opening reads
     # higher still), closed again under 0.3 so the held mouth does not flicker: this
     # tracker, on every frame of the 7 GRID clips, reads mouth_open in 2 of them for at
-    # most 0.12 s (3 frames), far under ChallengeParams.onset_min_s; never on the 56
+    # most 0.12 s (3 frames), far under ChallengeSettings.onset_min_s; never on the 56
     # silent ZJU clips.
     mouth_open_delta: float = 0.35
     mouth_close_delta: float = 0.3
     mouth_level_percentile: float = 10.0
     # Turns: nose yaw (turns.nose_yaw, eye distances; 0.35 is ~20 degrees) away from the
     # rest yaw (median). No footage in shared/data turns the head: blinking and talking
-    # faces there stay within 0.063 of their median yaw. So the entry is TurnParams'
+    # faces there stay within 0.063 of their median yaw. So the entry is HeadTurnSettings'
     # 0.35 (~20 degrees, a clear turn for a person asked to turn; ~5x the still
     # jitter) and the exit 0.25 (~14 degrees, still ~4x the jitter): set from geometry,
     # not measured on turning people.
     turn_enter: float = 0.35
     turn_exit: float = 0.25
-    # the rest yaw is held within this of frontal (TurnParams.rest_limit: a person who
+    # the rest yaw is held within this of frontal (HeadTurnSettings.rest_limit: a person who
     # starts turned is not resting)
     rest_limit: float = 0.1
     # Levels come from the last `level_window_s` of frames where the action was off,
@@ -131,7 +131,7 @@ class HoldTracker:
     keep their hysteresis: a frame or two without a face inside a hold is the script's
     to tolerate)."""
 
-    def __init__(self, params: HoldParams = HoldParams()) -> None:
+    def __init__(self, params: HoldSettings = HoldSettings()) -> None:
         p = self.params = params
         self._eye_left = _Level(p.eye_level_percentile, p.level_window_s)
         self._eye_right = _Level(p.eye_level_percentile, p.level_window_s)

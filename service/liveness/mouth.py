@@ -26,7 +26,7 @@ from service.liveness.percentile import percentile
 
 
 @dataclass(frozen=True)
-class MouthParams:
+class MouthSettings:
     """Calibrated with bench/blink_eval.py on shared/data at 15 fps: the 7 GRID speech
     clips (talking) against the 56 silent ZJU blink clips."""
 
@@ -66,7 +66,7 @@ class MouthDetector:
     """Feed one mouth aspect ratio per analysed frame with `update`; it returns a
     MouthEvent on the sample where an excursion ends, else None."""
 
-    def __init__(self, params: MouthParams = MouthParams()) -> None:
+    def __init__(self, params: MouthSettings = MouthSettings()) -> None:
         self.params = params
         self.events: list[MouthEvent] = []  # every completed excursion, in order
         self._history: deque[tuple[float, float]] = deque()

@@ -57,7 +57,7 @@ def face_shape(landmarks: np.ndarray) -> tuple[float, float, float]:
 
 
 @dataclass(frozen=True)
-class PlanarityParams:
+class PlanaritySettings:
     # seconds between stored key frames
     key_interval_s: float = 0.2
     # |d ln aspect| a pair needs to say anything: landmark jitter on a still face moves
@@ -74,7 +74,7 @@ class PlanarityParams:
 
 @dataclass
 class PlanarityDetector:
-    params: PlanarityParams = field(default_factory=PlanarityParams)
+    params: PlanaritySettings = field(default_factory=PlanaritySettings)
     _keys: deque[tuple[float, tuple[float, float, float]]] = field(default_factory=deque)
     ratios: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     informative: int = 0

@@ -44,7 +44,7 @@ Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
-class ReplacementParams:
+class ReplacementSettings:
     # Seconds from one identity sample to the next while the face track is continuous,
     # drawn uniformly from this range after every sample: mean 1.5 s (today's cost was
     # one sample per 2 s; an SFace embedding costs ~20-27 ms here), and a spread of 2 s
@@ -217,7 +217,7 @@ def look_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class IdentityTrack:
-    params: ReplacementParams = field(default_factory=ReplacementParams)
+    params: ReplacementSettings = field(default_factory=ReplacementSettings)
     rng: random.Random = field(default_factory=random.Random)
     _anchor_parts: list[np.ndarray] = field(default_factory=list)
     anchor: np.ndarray | None = None
@@ -352,7 +352,7 @@ class IdentityTrack:
         del self._views[:-self.params.views]
 
     def _like(self, c: Conditions | None) -> bool:
-        """Was a sample taken in the anchor's conditions? (ReplacementParams.like_*)"""
+        """Was a sample taken in the anchor's conditions? (ReplacementSettings.like_*)"""
         if c is None or not self._anchor_conditions:
             return True
         p, anchor = self.params, self._anchor_conditions
@@ -368,7 +368,7 @@ class IdentityTrack:
                 <= brightness * p.like_brightness)
 
     def _confirmed(self) -> bool:
-        """Do the doubtful samples in a row make a replacement? (ReplacementParams:
+        """Do the doubtful samples in a row make a replacement? (ReplacementSettings:
         `confirm` like ones, or `confirm` clear changes)"""
         p, doubt = self.params, self._doubt
         run = 0  # the clear changes at the end of the doubt, in a row

@@ -52,7 +52,7 @@ def nose_pitch(landmarks: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class TurnParams:
+class HeadTurnSettings:
     # yaw change from rest that makes a turn (0.35 ~ 20-25 degrees); a talking or
     # blinking person in shared/data stays within 0.15 of rest; every labelled turn
     # beyond 30 degrees in shared/data/turns reads 0.45 or more (bench/real_footage.py)
@@ -80,7 +80,7 @@ class TurnEvent:
 
 @dataclass
 class TurnDetector:
-    params: TurnParams = field(default_factory=TurnParams)
+    params: HeadTurnSettings = field(default_factory=HeadTurnSettings)
     _rest: list[float] = field(default_factory=list)
     _run: int = 0
     _direction: str = ""

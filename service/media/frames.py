@@ -51,7 +51,7 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class VideoLimits:
+class ClipSettings:
     """Spec limits for uploaded videos (4013 past them). The bytes are bounded by the
     request body limit before a video gets here."""
 
@@ -82,7 +82,7 @@ def frame_from_av(av_frame: av.VideoFrame, index: int, t: float, max_side: int) 
 
 
 def _check_header(container: av.container.InputContainer, stream: av.video.VideoStream,
-                  limits: VideoLimits) -> None:
+                  limits: ClipSettings) -> None:
     if stream.codec_context is None:
         raise BadMedia("no decoder for the video stream's codec")
     width, height = stream.codec_context.width, stream.codec_context.height
@@ -126,7 +126,7 @@ def _decoded(container: av.container.InputContainer,
 
 
 def decode_frames(data: bytes, fps: float = 15.0, max_side: int = 640,
-                  limits: VideoLimits = VideoLimits()) -> Iterator[Frame]:
+                  limits: ClipSettings = ClipSettings()) -> Iterator[Frame]:
     """Frames of the first video stream in `data`, sampled at `fps` by timestamp.
 
     Raises TooLarge when the resolution, duration or frame count are over
@@ -181,7 +181,7 @@ def decode_frames(data: bytes, fps: float = 15.0, max_side: int = 640,
         container.close()
 
 
-def video_parts(data: bytes, params: tuple[float, int, VideoLimits]
+def video_parts(data: bytes, params: tuple[float, int, ClipSettings]
                 ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     """The decoder-pool job: one part per analysed frame, its index and time as meta."""
     fps, max_side, limits = params

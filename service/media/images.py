@@ -25,7 +25,7 @@ from PIL import Image, ImageMode
 
 from service.errors import ApiError, BadMedia, TooLarge
 
-# Our checks (ImageLimits, before decoding) replace Pillow's own (a warning at 89 MP, an
+# Our checks (ImageSettings, before decoding) replace Pillow's own (a warning at 89 MP, an
 # error at 179 MP), so the configured limit is the one that applies.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -44,7 +44,7 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 @dataclass(frozen=True)
-class ImageLimits:
+class ImageSettings:
     # Pixels the header may claim (the spec's 100 MP): over it -> 4013, nothing decoded.
     max_pixels: int
     # Bytes of decoded samples (width x height x bands x bytes per sample, at the size
@@ -54,7 +54,7 @@ class ImageLimits:
     work_side: int
 
 
-def image_parts(data: bytes, params: tuple[str, ImageLimits]
+def image_parts(data: bytes, params: tuple[str, ImageSettings]
                 ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
     """The decoder-pool job: one part, the BGR image, with the original size as meta."""
     image_format, limits = params
@@ -62,7 +62,7 @@ def image_parts(data: bytes, params: tuple[str, ImageLimits]
     yield {"size": list(size)}, image
 
 
-def decode_image(data: bytes, image_format: str, limits: ImageLimits
+def decode_image(data: bytes, image_format: str, limits: ImageSettings
                  ) -> tuple[tuple[int, int], np.ndarray]:
     """((width, height) as sent, EXIF orientation applied; BGR uint8 image with its longest
     side at most `limits.work_side`).

@@ -18,7 +18,7 @@ The job protocol, one job at a time, each message an 8-byte length and its paylo
   worker -> service: per decoded image a JSON header {"kind": "part", "meta", "shape"}
   and its raw BGR bytes (read straight into the array), then {"kind": "done"}; a job
   may also send plain bytes as one-dimensional parts (a parsed request body's fields,
-  service.api.body_parser), where the caller allows them (SandboxLimits.max_bytes); or
+  service.api.body_parser), where the caller allows them (SandboxSettings.max_bytes); or
   {"kind": "error", "status", "message"} for bad input; or {"kind": "bug", "type"} when
   our own decoding code failed.
 The service never unpickles what a worker sends: the worker handles hostile bytes, so its
@@ -72,7 +72,7 @@ _ERRORS: dict[str, type[ApiError]] = {cls.status: cls
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
+class SandboxSettings:
     # Seconds the worker may take for each answer (an image, or the next video frame).
     timeout_s: float
     # RLIMIT_DATA of the worker during the job.
@@ -99,7 +99,7 @@ class Decoder:
     def pid(self) -> int:
         return self._process.pid
 
-    def run(self, job: Job, data: bytes, params: object, limits: SandboxLimits,
+    def run(self, job: Job, data: bytes, params: object, limits: SandboxSettings,
             what: str) -> Iterator[Part]:
         """The parts `job(data, params)` yields in the worker, as they arrive.
 
@@ -132,7 +132,7 @@ class Decoder:
         self._closed = True
         self._stop(grace_s=1.0)
 
-    def _parts(self, job: Job, data: bytes, params: object, limits: SandboxLimits
+    def _parts(self, job: Job, data: bytes, params: object, limits: SandboxSettings
                ) -> Generator[Part, None, dict[str, Any]]:
         """Send the job, yield its parts; return its last message (done, error or bug)."""
         self._sock.settimeout(limits.timeout_s)  # per socket call: each answer, each chunk
@@ -163,7 +163,7 @@ class Decoder:
             raise _WorkerLost("sent a malformed header")
         return header
 
-    def _receive_pixels(self, header: dict[str, Any], limits: SandboxLimits) -> np.ndarray:
+    def _receive_pixels(self, header: dict[str, Any], limits: SandboxSettings) -> np.ndarray:
         shape = header.get("shape")
         if not (isinstance(shape, list) and all(isinstance(n, int) for n in shape) and (
                 (len(shape) == 3 and shape[2] == 3 and all(0 < n <= limits.max_side

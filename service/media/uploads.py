@@ -23,9 +23,9 @@ from enum import Enum
 import numpy as np
 
 from service.errors import BadMedia
-from service.media.frames import Frame, VideoLimits, video_parts
-from service.media.images import ImageLimits, image_parts
-from service.media.pool import DecoderPool, SandboxLimits
+from service.media.frames import ClipSettings, Frame, video_parts
+from service.media.images import ImageSettings, image_parts
+from service.media.pool import DecoderPool, SandboxSettings
 
 ACCEPTED_IMAGES = "JPEG, PNG, WebP, BMP, TIFF"
 _MB = 1024 * 1024
@@ -85,7 +85,7 @@ class MediaSettings:
     # so 15 fps sees each one in 2-6 frames; 640 px keeps a webcam face above 150 px wide.
     analysis_fps: float = 15.0
     work_side: int = 640
-    video: VideoLimits = field(default_factory=VideoLimits)
+    video: ClipSettings = field(default_factory=ClipSettings)
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def sniff(data: bytes) -> MediaKind:
     return MediaKind.UNKNOWN
 
 
-def _sandbox_limits(settings: MediaSettings, max_side: int) -> SandboxLimits:
-    return SandboxLimits(timeout_s=settings.decode_timeout_s,
+def _sandbox_limits(settings: MediaSettings, max_side: int) -> SandboxSettings:
+    return SandboxSettings(timeout_s=settings.decode_timeout_s,
                          memory_bytes=settings.decode_worker_memory_mb * _MB, max_side=max_side)
 
 
@@ -135,7 +135,7 @@ def decode_image(decoders: DecoderPool, data: bytes, settings: MediaSettings) ->
     name = image_format(data)
     if name is None:
         raise BadMedia(f"not a supported image format ({ACCEPTED_IMAGES})")
-    limits = ImageLimits(max_pixels=settings.max_image_pixels,
+    limits = ImageSettings(max_pixels=settings.max_image_pixels,
                          memory_budget=settings.decode_memory_budget_mb * _MB,
                          work_side=settings.image_work_side)
     parts = decoders.local().run(image_parts, data, (name, limits),

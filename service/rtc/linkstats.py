@@ -32,7 +32,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 
-from service.rtc.stalls import LinkSample, NetworkParams
+from service.rtc.stalls import LinkSample, NetworkSettings
 
 log = logging.getLogger("service.rtc")
 
@@ -172,7 +172,7 @@ def _skip_stuck_frame(receiver: RTCRtpReceiver) -> bool:
 
 
 async def keyframe_watch(receiver: RTCRtpReceiver, monitor: LinkMonitor,
-                         last_frame: Callable[[], float], params: NetworkParams) -> None:
+                         last_frame: Callable[[], float], params: NetworkSettings) -> None:
     """Ask for a keyframe as soon as decoding breaks (see the module docstring): when
     no frame decoded for `keyframe_after_s` and the same hole has held the jitter
     buffer that long (a late or retransmitted packet fills a hole sooner: with 150 ms

@@ -25,7 +25,7 @@ from service.rtc.messages import Message, encode
 
 
 @dataclass(frozen=True)
-class OutboxLimits:
+class OutboxSettings:
     # Events streams one session may have at once: a screen, a backend watching, and
     # room for a reconnect before the old stream is noticed gone.
     max_subscribers: int = 4
@@ -98,7 +98,7 @@ class Subscriber:
 
 @dataclass
 class Outbox:
-    limits: OutboxLimits = field(default_factory=OutboxLimits)
+    limits: OutboxSettings = field(default_factory=OutboxSettings)
     channel: DataChannel | None = None
     subscribers: list[Subscriber] = field(default_factory=list)
     closed: bool = False

@@ -27,7 +27,7 @@ from service.errors import BadMedia, MalformedField
 
 
 @dataclass(frozen=True)
-class SdpLimits:
+class SdpSettings:
     # A WHIP offer or trickle fragment: aiortc's and browsers' offers with audio, video
     # and a data channel are 2-8 KB; 64 KiB leaves room for many codecs and candidates
     # and keeps SDP parsing cheap.

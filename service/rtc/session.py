@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
-from service.liveness.challenges import ChallengeParams
-from service.rtc.outbox import Outbox, OutboxLimits
-from service.rtc.sdp import SdpLimits
-from service.rtc.stalls import NetworkParams
+from service.liveness.challenges import ChallengeSettings
+from service.rtc.outbox import Outbox, OutboxSettings
+from service.rtc.sdp import SdpSettings
+from service.rtc.stalls import NetworkSettings
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SessionSettings:
     # and runaway retry loops), counted over all replicas.
     per_key_per_minute: int = 30
     # The hold-and-release challenges: timing rules, default and largest sets.
-    challenges: ChallengeParams = field(default_factory=ChallengeParams)
+    challenges: ChallengeSettings = field(default_factory=ChallengeSettings)
     # A session created with no challenges (`challenges=0`) watches the face this long:
     # the old per-prompt time, in which the ZJU/GRID clips always showed a blink or
     # mouth movement and the best-frame choice had settled (min_observation_s).
@@ -73,13 +73,13 @@ class SessionSettings:
     media_timeout_s: float = 10.0
     # Stalls of the video: paused challenge clock, keyframe requests, the `network`
     # answer (service/rtc/stalls.py).
-    network: NetworkParams = field(default_factory=NetworkParams)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     # A decided session's result stays readable this long, then the session is forgotten.
     result_retention_s: float = 300.0
     # What a WHIP offer or trickle fragment may hold (service/rtc/sdp.py).
-    sdp: SdpLimits = field(default_factory=SdpLimits)
+    sdp: SdpSettings = field(default_factory=SdpSettings)
     # Events-stream subscribers and their queues (service/rtc/outbox.py).
-    events: OutboxLimits = field(default_factory=OutboxLimits)
+    events: OutboxSettings = field(default_factory=OutboxSettings)
 
 
 class SessionState(StrEnum):
@@ -167,7 +167,7 @@ class SessionStore:
 
     max_active: int
     result_retention_s: float
-    events: OutboxLimits = field(default_factory=OutboxLimits)
+    events: OutboxSettings = field(default_factory=OutboxSettings)
     sessions: dict[str, Session] = field(default_factory=dict)
     # called with a session after it was created and after each change of its state
     on_change: Callable[[Session], None] | None = None

@@ -28,7 +28,7 @@ NETWORK = "network"
 
 
 @dataclass(frozen=True)
-class NetworkParams:
+class NetworkSettings:
     # No decoded frame for this long is a stall (the clock pauses). A 15 fps camera
     # sends a frame every 67 ms; over 3% loss with 50 ms jitter the longest gaps
     # between decoded frames were 0.2-0.3 s (NACK repairs most losses within a round
@@ -73,7 +73,7 @@ class NetworkParams:
 class StallWatch:
     """Gaps between decoded frames, on the runner's clock (seconds)."""
 
-    params: NetworkParams
+    params: NetworkSettings
     since: float | None = None  # the last frame before the current stall
     total_s: float = 0.0  # ended stalls
     count: int = 0
@@ -137,7 +137,7 @@ class LinkSample:
 
 
 def failed_by_network(ended_by: str, frames: int, link: LinkSample | None,
-                      params: NetworkParams) -> bool:
+                      params: NetworkSettings) -> bool:
     """Did the network end this session (the script not failed: the caller checks)?
     A stall past its bounds did; so did "no video received" on a link that never
     connected, went silent, or carried packets that never made a frame. A connected

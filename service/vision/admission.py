@@ -27,7 +27,7 @@ from service.errors import RateLimited
 
 
 @dataclass(frozen=True)
-class AdmissionParams:
+class AdmissionSettings:
     # Longest a newly admitted job should wait for a worker. 3 s keeps an upload's answer
     # within a few seconds of its analysis time, and stream frames (skipped when refused)
     # fresh; past it the client is told "busy" and may retry.
@@ -71,7 +71,7 @@ class Ticket:
 
 
 class Admission:
-    def __init__(self, workers: int, params: AdmissionParams = AdmissionParams()) -> None:
+    def __init__(self, workers: int, params: AdmissionSettings = AdmissionSettings()) -> None:
         self.workers = max(1, workers)
         self.params = params
         self.lock = threading.Lock()

@@ -29,7 +29,7 @@ MAX_CANDIDATES = 12
 
 
 @dataclass(frozen=True)
-class FaceSearchParams:
+class FaceSearchSettings:
     """Calibrated on shared/data (faces, id_documents, multi_face); see the README's
     "Main face" choice."""
 
@@ -91,7 +91,7 @@ class Refined:
 
 
 def refine(detector: FaceDetector, bgr: np.ndarray, cand: Detection,
-           params: FaceSearchParams) -> Refined | None:
+           params: FaceSearchSettings) -> Refined | None:
     """Re-detect `cand` in a crop centred on it, resized so the face is ~128 px: the
     detection overlapping it most; None when nothing there overlaps it enough.
 
@@ -127,7 +127,7 @@ def refine(detector: FaceDetector, bgr: np.ndarray, cand: Detection,
 
 
 def confirm(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
-            cand: Detection, params: FaceSearchParams) -> Detection | None:
+            cand: Detection, params: FaceSearchSettings) -> Detection | None:
     """Re-detect `cand` in a crop around it; the refined detection, or None if not a face."""
     refined = refine(detector, bgr, cand, params)
     if refined is None or refined.face.score < params.refine_score:
@@ -147,7 +147,7 @@ def _dedupe(faces: list[Detection]) -> list[Detection]:
 
 
 def find_faces(detector: FaceDetector, presence: FacePresence, bgr: np.ndarray,
-               params: FaceSearchParams) -> FaceSearch:
+               params: FaceSearchSettings) -> FaceSearch:
     longest = max(bgr.shape[:2])
     candidates = 0
     tried: set[int] = set()

@@ -2,7 +2,7 @@
 
 Why gate before judging: a presentation-attack model asked about a tiny, blurred, dark
 or turned-away face answers something, but not something worth trusting. Those images
-get 4005 ("cannot decide") instead of a guess. Thresholds live in QualityLimits with the
+get 4005 ("cannot decide") instead of a guess. Thresholds live in QualitySettings with the
 range they were checked against.
 """
 
@@ -17,7 +17,7 @@ from service.vision.detection import Detection
 
 
 @dataclass(frozen=True)
-class QualityLimits:
+class QualitySettings:
     # Checked on shared/data: webcam frames (320x240) show faces 103-146 px wide,
     # passport portraits 82-180 px; PAD models take an 80 px crop, so 64 px is the floor.
     min_face_px: float = 64.0
@@ -45,7 +45,7 @@ class FaceQuality:
     yaw: float
     roll_deg: float
 
-    def problems(self, limits: QualityLimits) -> list[str]:
+    def problems(self, limits: QualitySettings) -> list[str]:
         """Plain-words reasons the face cannot be judged (empty when it can)."""
         found = []
         if self.face_px < limits.min_face_px:

@@ -23,7 +23,7 @@ import cv2
 from service.errors import RateLimited
 from service.media.pool import DecoderPool
 from service.ops.metrics import Metrics
-from service.vision.admission import Admission, AdmissionParams
+from service.vision.admission import Admission, AdmissionSettings
 from service.vision.detection import FaceDetector
 from service.vision.embedding import FaceEmbedder
 from service.vision.landmarks import LandmarkerPool
@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 class ModelRuntime:
     def __init__(self, paths: dict[str, Path], workers: int,
-                 admission: AdmissionParams = AdmissionParams(),
+                 admission: AdmissionSettings = AdmissionSettings(),
                  metrics: Metrics | None = None) -> None:
         # Parallelism comes from our worker threads; OpenCV's own thread pool on top
         # would oversubscribe the cores.
