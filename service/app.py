@@ -144,6 +144,7 @@ def create_app(config: Config) -> web.Application:
 
 
 def _verify_settings(config: Config) -> VerifySettings:
+    """The root config's parts POST /api/verify reads (service/api/verify.py)."""
     return VerifySettings(
         max_request_bytes=config.max_request_bytes, forms=config.forms, media=config.media,
         faces=config.faces, compare=config.compare, silent=config.silent,
@@ -151,6 +152,7 @@ def _verify_settings(config: Config) -> VerifySettings:
 
 
 def _session_api_settings(config: Config) -> SessionApiSettings:
+    """The root config's parts the session routes read (service/rtc/routes.py)."""
     return SessionApiSettings(
         sessions=config.sessions, max_request_bytes=config.max_request_bytes,
         forms=config.forms, demo_sessions=config.demo_sessions,

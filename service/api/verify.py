@@ -36,8 +36,9 @@ VIDEO_FIRST_GUESS_S = 3.0
 @dataclass(frozen=True)
 class VerifySettings:
     """The sections of the root config that POST /api/verify reads: how its body is
-    read, and what the judging use cases behind typeIds 21 and 3035 need. Not a section
-    of its own: the composition root (service/app.py) fills it from the root config."""
+    read, and what the judging use cases behind typeIds 21 and 3035 need (they read the
+    sections by the root config's names, which these fields keep). Not a section of its
+    own: the composition root (service/app.py) fills it from the root config."""
 
     max_request_bytes: int
     forms: FormSettings

@@ -65,8 +65,10 @@ class SessionAuth(Authenticate, Protocol):
 class SessionApiSettings:
     """The parts of the root config the session routes read: the sessions' own section,
     how request bodies are read, whether demo sessions are on and which origins may
-    call, and how an ID portrait is decoded and its face found. Not a section of its
-    own: the composition root (service/app.py) fills it from the root config."""
+    call, and how an ID portrait is decoded and its face found (runner.portrait_embedding
+    reads `media` and `faces` by the root config's names, which these fields keep). Not
+    a section of its own: the composition root (service/app.py) fills it from the root
+    config."""
 
     sessions: SessionSettings
     max_request_bytes: int
