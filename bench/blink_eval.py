@@ -115,7 +115,7 @@ def analyse(data_dir: Path, path: str, fps: float, fresh: bool = False,
 
 
 def frontal(series: Series, max_yaw: float) -> np.ndarray:
-    """The engine's own frontal gate (EngineSettings.frontal_max_yaw, nose yaw in eye
+    """The engine's own frontal gate (EngineSettings.cue_max_yaw, nose yaw in eye
     distances), so the benchmark scores exactly the samples the service uses."""
     ok = series.present.copy()
     for i in np.flatnonzero(ok):
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     every_frame: list[tuple[dict[str, Any], Series]] = []
     for clip in labels["blink_clips"]:
         series = analyse(args.data, clip["path"], args.fps, args.fresh, args.attention)
-        ok = frontal(series, config.engine.frontal_max_yaw)
+        ok = frontal(series, config.engine.cue_max_yaw)
         fitted.append((clip, series, ok))
         mine = match(our_blinks(series, blink_params, ok), clip["blinks"], clip["fps"])
         theirs = match(threshold_blinks(series), clip["blinks"], clip["fps"])
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     talking_yes = talking = 0
     for clip in labels["mouth_clips"]:
         series = analyse(args.data, clip["path"], args.fps, args.fresh, args.attention)
-        mouth = run_mouth(series, mouth_params, frontal(series, config.engine.frontal_max_yaw))
+        mouth = run_mouth(series, mouth_params, frontal(series, config.engine.cue_max_yaw))
         talking += clip["talking"]
         talking_yes += clip["talking"] and mouth.moved
         amps = ", ".join(f"{e.amplitude:.2f}" for e in mouth.events)

@@ -145,7 +145,7 @@ def main() -> None:
     table("one person, consecutive frames", np.array(one), params)
     table("two people, at the cut", np.array(cuts), params)
     yaws = [abs(r.yaw) for rows in feats.values() for r in rows if r is not None]
-    print(f"largest |nose yaw| in the clips: {max(yaws):.3f} (frontal_yaw {params.frontal_yaw})")
+    print(f"largest |nose yaw| in the clips: {max(yaws):.3f} (identity_max_yaw {params.identity_max_yaw})")
     image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)
     t0 = time.perf_counter()
     for _ in range(1000):

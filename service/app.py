@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from models.manifest import resolve_models
-from service.api.body_parser import add_body_parser
-from service.api.verify import verify
+from service.api.body_parser import BodyParser, add_body_parser
+from service.api.verify import VERIFY_API, VerifyApi, VerifySettings, verify
 from service.cluster.shared_state import open_shared_state
 from service.config import Config
 from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
@@ -24,7 +24,7 @@ from service.ops.logs import echo_request_id, request_id_middleware
 from service.ops.metrics import METRICS, Metrics
 from service.ops.webhooks import WEBHOOKS, WebhookSender
 from service.rtc.manager import SessionManager
-from service.rtc.routes import MANAGER, add_session_routes
+from service.rtc.routes import MANAGER, SessionApi, SessionApiSettings, add_session_routes
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
 
@@ -77,9 +77,10 @@ async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.app[MANAGER].replica.draining:  # SIGTERM: no new sessions (drain)
         return web.json_response({"status": "draining"}, status=503)
-    if state.ready:
+    if state.models.ready:
         return web.json_response({"status": "ready"})
-    return web.json_response({"status": "loading", "error": state.load_error}, status=503)
+    return web.json_response({"status": "loading", "error": state.models.load_error},
+                             status=503)
 
 
 async def _load_models(app: web.Application) -> None:
@@ -90,10 +91,10 @@ async def _load_models(app: web.Application) -> None:
         runtime = ModelRuntime(paths, cfg.workers, cfg.admission, app[METRICS])
         await asyncio.to_thread(runtime.warm_up)
     except Exception as exc:
-        state.load_error = str(exc)
+        state.models.load_error = str(exc)
         log.error("model loading failed: %s", exc)
         raise
-    state.set_runtime(runtime)
+    state.models.set_runtime(runtime)
     app[MANAGER].start(runtime)
     log.info("models loaded: %s", ", ".join(MODEL_NAMES))
 
@@ -107,9 +108,9 @@ async def _stop(app: web.Application) -> None:
     await app[MANAGER].close()
     await app[WEBHOOKS].close()
     await app[MANAGER].shared.close()
-    state = app[STATE]
-    if state.ready:
-        state.runtime.close()
+    models = app[STATE].models
+    if models.ready:
+        models.runtime.close()
 
 
 def create_app(config: Config) -> web.Application:
@@ -120,23 +121,42 @@ def create_app(config: Config) -> web.Application:
     )
     # replay cache, lockouts, quotas, session directory: in memory, or shared in Redis
     shared = open_shared_state(config.redis_url, config.replicas)
-    app[STATE] = ServiceState(
+    app[STATE] = state = ServiceState(
         config=config,
         auth=Authenticator.from_settings(config.api_keys, config.auth, shared),
     )
-    add_body_parser(app, config)  # large bodies parsed off the event loop
+    # large bodies parsed off the event loop
+    add_body_parser(app, BodyParser(config.forms, config.media, config.max_request_bytes))
+    app[VERIFY_API] = VerifyApi(_verify_settings(config), state.auth, state.models)
     app.router.add_post("/api/verify", verify)
     app.router.add_post("/", verify)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_openapi_route(app)
-    add_session_routes(app, SessionManager(config, shared))
+    add_session_routes(app, SessionManager(config, shared),
+                       SessionApi(_session_api_settings(config), state.auth, state.models))
     if config.web_dir.is_dir():
         add_web_routes(app, config.web_dir)
     _add_operations(app, config)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app
+
+
+def _verify_settings(config: Config) -> VerifySettings:
+    """The root config's parts POST /api/verify reads (service/api/verify.py)."""
+    return VerifySettings(
+        max_request_bytes=config.max_request_bytes, forms=config.forms, media=config.media,
+        faces=config.faces, compare=config.compare, silent=config.silent,
+        engine=config.engine, video_policy=config.video_policy)
+
+
+def _session_api_settings(config: Config) -> SessionApiSettings:
+    """The root config's parts the session routes read (service/rtc/routes.py)."""
+    return SessionApiSettings(
+        sessions=config.sessions, max_request_bytes=config.max_request_bytes,
+        forms=config.forms, demo_sessions=config.demo_sessions,
+        cors_origin=config.cors_origin, media=config.media, faces=config.faces)
 
 
 def _add_operations(app: web.Application, config: Config) -> None:

@@ -1,11 +1,20 @@
 """Service configuration: one frozen dataclass tree, defaults that run out of the box.
 
 Deployment settings (address, keys, model files, limits every request shares) are
-top-level fields; each component's parameters are a nested section whose dataclass is
-defined beside the component, with how each default was chosen or calibrated, so every
-default exists exactly once. Values come from, in rising priority: those defaults, a
-TOML file named by SERVICE_CONFIG (sections as tables), environment variables
-SERVICE_<FIELD> / SERVICE_<SECTION>__<FIELD> and the command line (--host/--port).
+top-level fields; each component's parameters are a nested section, a frozen
+<Component>Settings dataclass defined beside the component, with how each default was
+chosen or calibrated, so every default exists exactly once. Values come from, in rising
+priority: those defaults, a TOML file named by SERVICE_CONFIG (sections as tables),
+environment variables SERVICE_<FIELD> / SERVICE_<SECTION>__<FIELD> and the command
+line (--host/--port).
+
+The composition root (service/app.py, service/state.py, this module) holds the root
+Config and hands each component its own section (and the few top-level values it needs,
+like max_request_bytes), not the whole tree (pyproject.toml's ignore_imports lists the
+modules that still import it). Field names are part of the env var and
+TOML names, and one name means one thing: limits that measure or gate different things
+are named for what they measure or gate (engine.hint_min_face_width_px, the quality
+gate's silent.quality.min_face_side_px, engine.replacement.identity_max_yaw, ...).
 """
 
 from __future__ import annotations
@@ -53,8 +62,13 @@ def parse_api_keys(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Config:
+    """The root of the tree (see the module doc); each section's fields are documented
+    in its own dataclass."""
+
+    # Where the HTTP server listens (python -m service; --host/--port override).
     host: str = "127.0.0.1"
     port: int = 8080
+    # The verified model files (models/manifest.toml; `make models` puts them here).
     model_dir: Path = REPO_ROOT / ".models"
     # key -> secret; empty means "generate one random local key at start-up and print it"
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -113,6 +127,8 @@ class Config:
     # whip_url, result_url and Location it hands out, and where other replicas forward
     # sessions to. Empty: the request's own origin alone, http://host:port with Redis.
     public_url: str = ""
+    # The replicas' shared secret, heartbeats, capacity, drain and Redis timeouts
+    # (service/cluster/shared_state/base.py).
     replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     # --- HTTP connections: slow and greedy clients (service/http/server.py) ---
@@ -128,7 +144,7 @@ class Config:
 
     # --- video liveness: cue detectors and the fused verdict ---
     # Each component's parameters sit beside how they were calibrated:
-    # service/liveness/{blink,mouth,turns,replacement}.py and engine.py.
+    # service/liveness/{blink,mouth,turns,replacement,holds}.py and engine.py.
     engine: EngineSettings = field(default_factory=EngineSettings)
     # What the verdict requires (service/judging/decision.py).
     video_policy: VideoDecisionSettings = field(default_factory=VideoDecisionSettings)

@@ -1,44 +1,24 @@
-"""What the running app holds: config, authenticator, model runtime, readiness."""
+"""What the running app holds: the root config, the authenticator, the models' slot.
+
+Only the composition root (service/app.py) reads it: the handlers below get their own
+settings, the authenticator and the models' slot handed to them, never this."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from service.config import Config
-from service.errors import InternalError
 from service.http.auth import Authenticator
-from service.vision.runtime import ModelRuntime
+from service.vision.runtime import RuntimeSlot
 
 
 @dataclass
 class ServiceState:
     config: Config
     auth: Authenticator
-    _runtime: ModelRuntime | None = None
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
-    load_error: str = ""
-
-    @property
-    def runtime(self) -> ModelRuntime:
-        if self._runtime is None:
-            raise InternalError("models are not loaded")
-        return self._runtime
-
-    def set_runtime(self, runtime: ModelRuntime) -> None:
-        self._runtime = runtime
-        self._ready.set()
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    async def wait_ready(self, timeout: float = 120.0) -> None:
-        if self.load_error:
-            raise InternalError("models failed to load")
-        await asyncio.wait_for(self._ready.wait(), timeout)
+    models: RuntimeSlot = field(default_factory=RuntimeSlot)
 
 
 STATE = web.AppKey("state", ServiceState)

@@ -54,7 +54,7 @@ class ServiceTestServer(TestServer):
 async def start_server(config: Config) -> TestServer:
     server = ServiceTestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
-    await server.app[STATE].wait_ready()
+    await server.app[STATE].models.wait_ready()
     return server
 
 

@@ -53,3 +53,24 @@ def test_sections_nest_in_toml_env_and_arguments(tmp_path):
 def test_unknown_or_misplaced_nested_keys_are_refused(env):
     with pytest.raises(ValueError):
         load_config(env=env)
+
+
+def test_limits_that_mean_different_things_have_different_names():
+    """Issue 22: the engine's progress hints, the quality gate, the comparison's size
+    floor, identity sampling and the cues' pose gate each have their own name (the
+    defaults unchanged); the names they once shared are refused."""
+    cfg = load_config(env={"SERVICE_ENGINE__HINT_MIN_FACE_WIDTH_PX": "80",
+                           "SERVICE_ENGINE__HINT_MAX_BRIGHTNESS": "200",
+                           "SERVICE_SILENT__QUALITY__MIN_FACE_SIDE_PX": "60",
+                           "SERVICE_ENGINE__REPLACEMENT__IDENTITY_MAX_YAW": "0.2"})
+    assert (cfg.engine.hint_min_face_width_px, cfg.engine.hint_max_brightness) == (80, 200)
+    assert cfg.silent.quality.min_face_side_px == 60 and cfg.silent.quality.max_brightness == 220
+    assert cfg.engine.replacement.identity_max_yaw == 0.2
+    assert (cfg.engine.cue_max_yaw, cfg.engine.turn.rest_max_yaw, cfg.faces.compare_min_face_px,
+            cfg.engine.replacement.identity_min_face_width_px) == (0.5, 0.1, 32, 58)
+    for old in ("SERVICE_ENGINE__MIN_FACE_PX", "SERVICE_ENGINE__MIN_BRIGHTNESS",
+                "SERVICE_ENGINE__FRONTAL_MAX_YAW", "SERVICE_SILENT__QUALITY__MIN_FACE_PX",
+                "SERVICE_FACES__MIN_FACE_PX", "SERVICE_ENGINE__REPLACEMENT__FRONTAL_YAW",
+                "SERVICE_ENGINE__TURN__REST_LIMIT"):
+        with pytest.raises(ValueError, match="unknown"):
+            load_config(env={old: "1"})

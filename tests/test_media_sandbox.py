@@ -147,7 +147,7 @@ async def test_a_video_stream_without_a_decoder_answers_4002(client):
 
 async def test_decoder_workers_killed_while_idle_are_replaced_before_the_next_request(
         client, server):
-    decoders = server.app[STATE].runtime.decoders
+    decoders = server.app[STATE].models.runtime.decoders
     before = decoders.pids()
     for pid in before:
         os.kill(pid, signal.SIGKILL)

@@ -219,7 +219,7 @@ def test_a_head_turn_is_not_read_as_another_person(runtime):
     # Sampled every 0.2-0.6 s: a real turn changes the face's look and box at every
     # step, asking for samples all along (these frames, frontal, do not).
     for seed in SEEDS:
-        ungated, _ = run(ReplacementSettings(frontal_yaw=9.0, interval_min_s=0.2,
+        ungated, _ = run(ReplacementSettings(identity_max_yaw=9.0, interval_min_s=0.2,
                                            interval_max_s=0.6), seed)
         assert ungated.event is not None
 

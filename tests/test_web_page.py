@@ -284,7 +284,7 @@ async def _start(demo_sessions: bool, wait_ready: bool) -> TestServer:
     server = ServiceTestServer(app, host="127.0.0.1")
     await server.start_server()
     if wait_ready:
-        await app[STATE].wait_ready()
+        await app[STATE].models.wait_ready()
     return server
 
 

@@ -21,7 +21,7 @@ import contextvars
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from aiohttp import web
@@ -30,9 +30,7 @@ from service.api.forms import ContentType, FormSettings
 from service.api.request import BODY_PARSER, VerifyRequest, parse_request
 from service.errors import BadMedia
 from service.media.pool import DecoderPool, Part, SandboxSettings
-
-if TYPE_CHECKING:  # annotations only: service.config imports the components' modules
-    from service.config import Config
+from service.media.uploads import MediaSettings
 
 _MB = 1024 * 1024
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -53,17 +51,19 @@ def body_parts(data: bytes, params: tuple[str, dict[str, str], tuple[str, ...], 
 
 class BodyParser:
     """Worker processes that parse bodies, each used by one thread of a small pool (the
-    thread only waits on the worker's socket)."""
+    thread only waits on the worker's socket). The workers' time and memory limits are
+    the media decoders' (`media`); bodies reach them up to `max_bytes` (the root
+    config's max_request_bytes)."""
 
-    def __init__(self, config: Config) -> None:
-        self._limits = config.forms
-        self._sandbox = SandboxSettings(timeout_s=config.media.decode_timeout_s,
-                                      memory_bytes=config.media.decode_worker_memory_mb * _MB,
-                                      max_side=1, max_bytes=config.max_request_bytes)
-        self._executor = ThreadPoolExecutor(config.forms.parse_workers,
+    def __init__(self, forms: FormSettings, media: MediaSettings, max_bytes: int) -> None:
+        self._limits = forms
+        self._sandbox = SandboxSettings(timeout_s=media.decode_timeout_s,
+                                      memory_bytes=media.decode_worker_memory_mb * _MB,
+                                      max_side=1, max_bytes=max_bytes)
+        self._executor = ThreadPoolExecutor(forms.parse_workers,
                                             thread_name_prefix="body-parser")
         self._workers: DecoderPool | None = None
-        self._size = config.forms.parse_workers
+        self._size = forms.parse_workers
 
     def start(self) -> None:
         self._workers = DecoderPool(self._size, preload=(__name__,))
@@ -109,9 +109,9 @@ def _read_part(out: VerifyRequest, meta: dict[str, Any], value: bytes) -> None:
         raise BadMedia("the body could not be read")
 
 
-def add_body_parser(app: web.Application, config: Config) -> None:
+def add_body_parser(app: web.Application, parser: BodyParser) -> None:
     """Workers started with the app and stopped with it."""
-    parser = app[BODY_PARSER] = BodyParser(config)
+    app[BODY_PARSER] = parser
 
     async def start(app: web.Application) -> None:
         parser.start()

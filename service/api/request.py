@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
@@ -35,9 +35,6 @@ from service.api.forms import (
     parse_urlencoded,
 )
 from service.errors import MalformedField, TooLarge
-
-if TYPE_CHECKING:  # annotations only: service.config imports the components' modules
-    from service.config import Config
 
 AUTH_FIELDS = ("key", "timestamp", "token", "typeId")
 # One pass over base64 text: whitespace (what a bytes regex calls \s) dropped, URL-safe
@@ -183,6 +180,14 @@ def _from_json(body: bytes, media_fields: tuple[str, ...], max_fields: int) -> V
     return out
 
 
+class Authenticate(Protocol):
+    """The check of a signed request (service.http.auth.Authenticator, handed to the
+    handlers by the composition root, service/app.py)."""
+
+    async def verify(self, client: str, key: str, timestamp: str, token: str,
+                     body_digest: str) -> None: ...
+
+
 class BodyParsing(Protocol):
     """Where bodies over `forms.loop_parse_bytes` are parsed (service.api.body_parser)."""
 
@@ -203,10 +208,11 @@ def parse_request(body: bytes, ctype: ContentType, media_fields: tuple[str, ...]
     return _from_form(fields, media_fields)
 
 
-async def read_request(request: web.Request, media_fields: tuple[str, ...], config: Config,
-                       allow_json: bool = False, keep_raw: bool = False) -> VerifyRequest:
-    """Read fields from a form, multipart (or, with `allow_json`, JSON) body; media
-    fields become bytes. A file part is kept under its own name (`file` included) and
+async def read_request(request: web.Request, media_fields: tuple[str, ...], max_bytes: int,
+                       forms: FormSettings, allow_json: bool = False, keep_raw: bool = False
+                       ) -> VerifyRequest:
+    """Read fields from a form, multipart (or, with `allow_json`, JSON) body of at most
+    `max_bytes` (the root config's max_request_bytes); media fields become bytes. A file part is kept under its own name (`file` included) and
     handlers decide which field it stands for. Bodies over `forms.loop_parse_bytes` are
     parsed in a worker process (the app's BODY_PARSER), off the event loop."""
     ctype = parse_content_type(request.headers.get("Content-Type"))
@@ -217,9 +223,9 @@ async def read_request(request: web.Request, media_fields: tuple[str, ...], conf
                              f"{' or JSON' if allow_json else ''}, got {got}")
     if ctype.mime != MULTIPART and not ctype.charset_is_utf8():
         raise MalformedField("body", "malformed", "only UTF-8 is accepted")
-    body = await read_body(request, config.max_request_bytes)
-    if len(body) <= config.forms.loop_parse_bytes:
-        out = parse_request(body, ctype, media_fields, config.forms)
+    body = await read_body(request, max_bytes)
+    if len(body) <= forms.loop_parse_bytes:
+        out = parse_request(body, ctype, media_fields, forms)
     else:
         out = await request.app[BODY_PARSER].parse(body, ctype, media_fields)
     if keep_raw:  # else the body is freed once parsed (it may be 10 MB)

@@ -6,19 +6,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from service.api.envelope import Payload, face_comparison_items, success
-from service.api.request import AUTH_FIELDS, VerifyRequest, read_request
+from service.api.forms import FormSettings
+from service.api.request import AUTH_FIELDS, Authenticate, VerifyRequest, read_request
 from service.errors import UnknownType
-from service.judging.compare import match_score, prepare_face
-from service.judging.silent import judge_image
+from service.judging.compare import CompareSettings, match_score, prepare_face
+from service.judging.decision import VideoDecisionSettings
+from service.judging.silent import SilentSettings, judge_image
 from service.judging.video import analyse_video
-from service.media.uploads import MediaKind, sniff
+from service.liveness.engine import EngineSettings
+from service.media.uploads import MediaKind, MediaSettings, sniff
 from service.ops.metrics import TYPE_ID
-from service.state import STATE, ServiceState
 from service.vision.embedding import cosine
+from service.vision.faces import FaceSearchSettings
+from service.vision.runtime import ModelRuntime, RuntimeSlot
 
 log = logging.getLogger("service.api")
 
@@ -27,10 +32,43 @@ MEDIA_FIELDS = ("img", "img1", "img2", "file")
 # 5-10 s webcam clip measured 1-3 s on one core (bench/video_liveness.py).
 VIDEO_FIRST_GUESS_S = 3.0
 
-TypeHandler = Callable[[ServiceState, VerifyRequest], Awaitable[Payload]]
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """The sections of the root config that POST /api/verify reads: how its body is
+    read, and what the judging use cases behind typeIds 21 and 3035 need (they read the
+    sections by the root config's names, which these fields keep). Not a section of its
+    own: the composition root (service/app.py) fills it from the root config."""
+
+    max_request_bytes: int
+    forms: FormSettings
+    media: MediaSettings
+    faces: FaceSearchSettings
+    compare: CompareSettings
+    silent: SilentSettings
+    engine: EngineSettings
+    video_policy: VideoDecisionSettings
 
 
-async def face_comparison(state: ServiceState, req: VerifyRequest) -> Payload:
+@dataclass(frozen=True)
+class VerifyApi:
+    """What the handler works with, handed over by the composition root (service/app.py,
+    as the app's VERIFY_API): its settings, the authenticator and the models once loaded."""
+
+    config: VerifySettings
+    auth: Authenticate
+    models: RuntimeSlot
+
+    @property
+    def runtime(self) -> ModelRuntime:
+        return self.models.runtime
+
+
+VERIFY_API = web.AppKey("verify_api", VerifyApi)
+TypeHandler = Callable[[VerifyApi, VerifyRequest], Awaitable[Payload]]
+
+
+async def face_comparison(state: VerifyApi, req: VerifyRequest) -> Payload:
     """typeId 21: are the main faces of img1 and img2 the same person?"""
     cfg = state.config
     first = req.media_bytes("img1", "file")
@@ -52,7 +90,7 @@ async def face_comparison(state: ServiceState, req: VerifyRequest) -> Payload:
     return success(face_comparison_items(same, score), detail)
 
 
-async def liveness(state: ServiceState, req: VerifyRequest) -> Payload:
+async def liveness(state: VerifyApi, req: VerifyRequest) -> Payload:
     """typeId 3035: silent liveness for an image, video liveness for a video (by bytes)."""
     cfg = state.config
     _, data = req.media_bytes("img", "file")
@@ -78,8 +116,9 @@ TYPE_HANDLERS: dict[int, TypeHandler] = {
 
 async def verify(request: web.Request) -> web.Response:
     request[TYPE_ID] = ""  # counted by typeId and status (service/ops/metrics.py)
-    state = request.app[STATE]
-    req = await read_request(request, MEDIA_FIELDS, state.config)
+    state = request.app[VERIFY_API]
+    req = await read_request(request, MEDIA_FIELDS, state.config.max_request_bytes,
+                             state.config.forms)
     request[TYPE_ID] = req.fields.get("typeId", "")
     key, timestamp, token, _ = (req.text(name) for name in AUTH_FIELDS)
     await state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
@@ -87,7 +126,7 @@ async def verify(request: web.Request) -> web.Response:
     if handler is None:
         raise UnknownType(f"unknown typeId {req.fields['typeId'].strip()}; "
                           f"supported: {', '.join(map(str, sorted(TYPE_HANDLERS)))}")
-    await state.wait_ready()
+    await state.models.wait_ready()
     payload = await handler(state, req)
     _log_answer(req.type_id(), payload)
     return web.json_response(payload)

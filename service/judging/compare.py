@@ -62,7 +62,7 @@ class FaceForComparison:
 def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
     """The largest confirmed face; refuse when the choice is ambiguous or too small."""
     face = search.one_person(cfg.faces.ambiguous_face_ratio, label)
-    if face.eye_distance * 2.5 < cfg.faces.min_face_px:
+    if face.eye_distance * 2.5 < cfg.faces.compare_min_face_px:
         raise LowQuality(f"the face in {label} is too small to compare")
     return face
 

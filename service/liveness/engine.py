@@ -65,12 +65,14 @@ class EngineSettings:
     # ratios mean little, so the blink and mouth cues skip the frame. Not calibrated on
     # data: every clip in shared/data stays within ~10 degrees, so the gate never fires
     # there; bench/blink_eval.py applies this same gate.
-    frontal_max_yaw: float = 0.5
-    # progress hints (working resolution 640 px): a face narrower than this is "too far";
-    # darker than this mean grey level is "too dark"; brighter, "too bright"
-    min_face_px: float = 90.0
-    min_brightness: float = 50.0
-    max_brightness: float = 215.0
+    cue_max_yaw: float = 0.5
+    # progress hints (working resolution 640 px): a face narrower than this is "too far"
+    # (the FaceMesh box's width, pixels of the analysed frame); darker than this mean
+    # grey level of that box is "too dark"; brighter, "too bright". Hints only: what
+    # may be judged is the quality gate's (service/vision/quality.py QualitySettings)
+    hint_min_face_width_px: float = 90.0
+    hint_min_brightness: float = 50.0
+    hint_max_brightness: float = 215.0
     # face box centre moving more than this many face widths per second: "hold still"
     max_motion: float = 1.5
 
@@ -211,7 +213,7 @@ class LivenessEngine:
 
         ear_l, ear_r = eye_openness(lm, "left"), eye_openness(lm, "right")
         yaw = nose_yaw(lm)
-        frontal = abs(yaw) < self.params.frontal_max_yaw
+        frontal = abs(yaw) < self.params.cue_max_yaw
         blink = self.blink.update(t, ear_l, ear_r, frontal)
         if blink is not None:
             events.append(CueEvent("blink", blink.end_t, {
@@ -246,11 +248,11 @@ class LivenessEngine:
             self.best.offer(t, frame.image, lm, quality)
 
         p = self.params
-        if box[2] < p.min_face_px:
+        if box[2] < p.hint_min_face_width_px:
             hints.append("too far")
-        if brightness < p.min_brightness:
+        if brightness < p.hint_min_brightness:
             hints.append("too dark")
-        elif brightness > p.max_brightness:
+        elif brightness > p.hint_max_brightness:
             hints.append("too bright")
         if self._last is not None and t > self._last[0]:
             (x0, y0, w0, _), (x1, y1, _, _) = self._last[1], box

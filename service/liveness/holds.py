@@ -90,9 +90,9 @@ class HoldSettings:
     # not measured on turning people.
     turn_enter: float = 0.35
     turn_exit: float = 0.25
-    # the rest yaw is held within this of frontal (HeadTurnSettings.rest_limit: a person who
+    # the rest yaw is held within this of frontal (HeadTurnSettings.rest_max_yaw: a person who
     # starts turned is not resting)
-    rest_limit: float = 0.1
+    rest_max_yaw: float = 0.1
     # Levels come from the last `level_window_s` of frames where the action was off,
     # once `min_samples` such frames exist (no state is reported before: 0.5 s at the
     # 10 fps stream rate, before any prompt can come). 10 s: a few challenges' worth.
@@ -159,7 +159,7 @@ class HoldTracker:
         p = self.params
         rest = self._rest.value(p.min_samples)
         if rest is not None:
-            rest = min(max(rest, -p.rest_limit), p.rest_limit)
+            rest = min(max(rest, -p.rest_max_yaw), p.rest_max_yaw)
             delta = yaw - rest
             # positive yaw: the nose points to image right, the person's own left
             side = "turn_left" if delta > 0 else "turn_right"

@@ -13,7 +13,7 @@ embedding costs ~20-27 ms and cannot run on every frame:
   changes (a cut between two people framed alike moves no box). These measures are
   computed on every frame (~0.06 ms for the look, a 16x16 grey crop).
 - only on usable frames: near-frontal (|nose yaw| < 0.25, ~15 degrees) and a face at
-  least `min_face_px` wide. SFace compares a turned face badly with a frontal anchor
+  least `identity_min_face_width_px` wide. SFace compares a turned face badly with a frontal anchor
   (real people turning read as replacements). A sample that is due on an unusable
   frame, urgent or not, waits for the next usable one: "unknown", never "different".
 
@@ -145,14 +145,14 @@ class ReplacementSettings:
     # A sample is usable at all only when the face is at least this wide (pixels of the
     # analysed frame, FaceMesh box): a hand taken for a face in fsa_webcam is 56 px
     # wide. The smallest real faces of shared/data are 61-72 px (turns/intel_*).
-    min_face_px: float = 58.0
+    identity_min_face_width_px: float = 58.0
     # Identity is embedded only while |nose yaw| (turns.nose_yaw, in eye distances) is
     # under this: 0.25 is ~13-15 degrees (labelled yaw of shared/data/turns). Measured
     # on turns/fsa_webcam.mp4 against the man's own frontal anchor: at 0.31-0.35 (~22
     # degrees) he reads 0.31-0.44, twice in a row under `clear_cosine` (it was 0.35
     # before issue 19, and that clip was called a replacement); at 0.2-0.24 0.44-0.51,
     # frontal 0.5-0.74. ZJU, GRID and intel_male faces stay within 0.14.
-    frontal_yaw: float = 0.25
+    identity_max_yaw: float = 0.25
     # Discontinuities between consecutive analysed frames, each asking for a sample at
     # once. Measured by bench/identity_sampling.py on ../shared/data at the upload rate
     # (15 fps): over 4,392 frame pairs of one person (56 ZJU blink clips, 7 GRID
@@ -276,7 +276,7 @@ class IdentityTrack:
         """May this frame's face be compared at all? A turned or small face is
         "unknown": it waits for a usable frame, it never counts as someone else."""
         p = self.params
-        return abs(yaw) < p.frontal_yaw and box[2] >= p.min_face_px
+        return abs(yaw) < p.identity_max_yaw and box[2] >= p.identity_min_face_width_px
 
     def lost(self) -> None:
         """The face left the picture: whoever comes back is checked at once."""

@@ -4,7 +4,7 @@ Yaw is the nose tip's sideways offset from the eyes' midpoint, in eye distances,
 the camera's (unmirrored) image: positive when the nose points to image right, which is
 the person's own left. ~0.35 is ~20 degrees. Measured against the person's own resting
 yaw (the median of the first frames), so a camera placed off-centre does not count as a
-turn; but that rest is held within `rest_limit` of frontal (`rest_yaw`), because a
+turn; but that rest is held within `rest_max_yaw` of frontal (`rest_yaw`), because a
 person who is already turned when the clip starts (turns/intel_female.mp4 starts at
 about -45 degrees) would otherwise make the swing back toward the camera a "turn".
 
@@ -68,7 +68,7 @@ class HeadTurnSettings:
     # intel_male 0.0). Not a population measurement: a camera more than ~6 degrees
     # off-centre makes one side's turn easier by the difference and the other's
     # harder, never a still face a turn (min_turn stays 3.5x the limit).
-    rest_limit: float = 0.1
+    rest_max_yaw: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,13 @@ class TurnDetector:
         if len(self._rest) < self.params.baseline_frames:
             self._rest.append(yaw)
             return None
-        delta = yaw - rest_yaw(self._rest, self.params.rest_limit)
+        delta = yaw - rest_yaw(self._rest, self.params.rest_max_yaw)
         direction = "turn_left" if delta > 0 else "turn_right"
         if abs(delta) < self.params.min_turn / 2:
             self._armed, self._run = True, 0  # back near rest: the next turn is new
             return None
         # a turn to the other side is new even without a stop near rest (a rest held
-        # at `rest_limit` may lie off the person's frontal pose)
+        # at `rest_max_yaw` may lie off the person's frontal pose)
         armed = self._armed or direction != self._last_event
         if abs(delta) < self.params.min_turn or not armed:
             self._run = 0

@@ -20,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from service.api.envelope import failure
-from service.api.forms import parse_content_type, parse_json_object
-from service.api.request import JSON, read_body, read_request, read_text
+from service.api.forms import FormSettings, parse_content_type, parse_json_object
+from service.api.request import JSON, Authenticate, read_body, read_request, read_text
 from service.cluster.shared_state import SessionRecord
 from service.errors import (
     MalformedField,
@@ -37,6 +39,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.liveness.challenges import parse_challenges
+from service.media.uploads import MediaSettings
 from service.ops.logs import bind_session
 from service.ops.webhooks import WEBHOOKS
 from service.rtc import remote
@@ -44,10 +47,55 @@ from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer
 from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
-from service.rtc.session import Session, SessionState
-from service.state import STATE, ServiceState
+from service.rtc.session import Session, SessionSettings, SessionState
+from service.vision.faces import FaceSearchSettings
+from service.vision.runtime import ModelRuntime, RuntimeSlot
+
+T = TypeVar("T")
+
+
+class SessionAuth(Authenticate, Protocol):
+    """Signed requests and session bearers (service.http.auth.Authenticator)."""
+
+    async def check_bearer(self, client: str, authorization: str | None,
+                           check: Callable[[str], Awaitable[T]]) -> T: ...
+
+
+@dataclass(frozen=True)
+class SessionApiSettings:
+    """The parts of the root config the session routes read: the sessions' own section,
+    how request bodies are read, whether demo sessions are on and which origins may
+    call, and how an ID portrait is decoded and its face found (runner.portrait_embedding
+    reads `media` and `faces` by the root config's names, which these fields keep). Not
+    a section of its own: the composition root (service/app.py) fills it from the root
+    config."""
+
+    sessions: SessionSettings
+    max_request_bytes: int
+    forms: FormSettings
+    demo_sessions: bool
+    cors_origin: str
+    media: MediaSettings
+    faces: FaceSearchSettings
+
+
+@dataclass(frozen=True)
+class SessionApi:
+    """What the session routes work with, handed over by the composition root
+    (service/app.py, as the app's SESSION_API): their settings, the authenticator and
+    the models once loaded."""
+
+    config: SessionApiSettings
+    auth: SessionAuth
+    models: RuntimeSlot
+
+    @property
+    def runtime(self) -> ModelRuntime:
+        return self.models.runtime
+
 
 MANAGER = web.AppKey("sessions", SessionManager)
+SESSION_API = web.AppKey("session_api", SessionApi)
 PORTRAIT_FIELDS = ("img", "file", "portrait")
 SDP, SDPFRAG = "application/sdp", "application/trickle-ice-sdpfrag"
 
@@ -80,7 +128,7 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     """Create the session here, or (replicas sharing state, not `forwarded` to us by
     another replica with the slot it reserved here) on the least-loaded replica with
     room (service/rtc/remote.py)."""
-    state: ServiceState = request.app[STATE]
+    state = request.app[SESSION_API]
     cfg = state.config
     manager = request.app[MANAGER]
     try:
@@ -94,7 +142,7 @@ async def _create(request: web.Request, key: str, fields: dict[str, str],
     if not 10.0 <= ttl <= cfg.sessions.max_ttl_s:
         raise MalformedField("ttl", "malformed", f"10..{cfg.sessions.max_ttl_s:g} seconds")
     callback = request.app[WEBHOOKS].accept(fields.get("callback_url"), key)
-    await state.wait_ready()
+    await state.models.wait_ready()
     replica = manager.replica
     # forwarded without a slot (a replica of an older version): one of our own, which
     # our heartbeat holds from its next beat
@@ -122,7 +170,7 @@ async def _create_here(request: web.Request, key: str, challenges: list[str], tt
     """The session on this replica, published to every replica before it is answered
     (read-your-writes: its offer may reach another replica at once). When the store
     cannot take it, 5030 and nothing is left of it: not the session, not the quota."""
-    state: ServiceState = request.app[STATE]
+    state = request.app[SESSION_API]
     cfg = state.config
     manager = request.app[MANAGER]
     if manager.replica.draining:
@@ -149,8 +197,9 @@ async def _create_here(request: web.Request, key: str, challenges: list[str], tt
 
 
 async def create_session(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
+    state = request.app[SESSION_API]
+    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
+                             state.config.forms, allow_json=True,
                              keep_raw=request.app[MANAGER].replica.clustered)
     key, timestamp, token = (req.text(n) for n in ("key", "timestamp", "token"))
     await state.auth.verify(request.remote or "-", key, timestamp, token, req.body_digest)
@@ -161,20 +210,21 @@ async def create_session(request: web.Request) -> web.Response:
 async def create_forwarded(request: web.Request) -> web.Response:
     """A session creation another replica placed here (service/rtc/remote.py): signed
     with replicas.secret for the API key it authenticated; the body is the client's."""
-    state = request.app[STATE]
+    state = request.app[SESSION_API]
     replica = request.app[MANAGER].replica
-    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
-                             keep_raw=True)
+    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
+                             state.config.forms, allow_json=True, keep_raw=True)
     key, slot = await replica.check_call(request.headers, req.raw)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
     return await _create(request, key, req.fields, portrait, forwarded=slot)
 
 
 async def create_demo_session(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = request.app[SESSION_API]
     if not state.config.demo_sessions:
         raise SessionNotFound("demo sessions are disabled (config demo_sessions)")
-    req = await read_request(request, PORTRAIT_FIELDS, state.config, allow_json=True,
+    req = await read_request(request, PORTRAIT_FIELDS, state.config.max_request_bytes,
+                             state.config.forms, allow_json=True,
                              keep_raw=request.app[MANAGER].replica.clustered)
     portrait = next((req.media[n] for n in PORTRAIT_FIELDS if n in req.media), None)
     # all demo sessions share one attempt budget, like one API key
@@ -186,7 +236,7 @@ async def _session(request: web.Request, allow_expired: bool = False
     """The session the bearer token opens (spec section 2), through the one bearer
     check: lockout first, a wrong token counted as a failed attempt. A session another
     replica holds is its directory record (service/rtc/remote.py)."""
-    state: ServiceState = request.app[STATE]
+    state = request.app[SESSION_API]
     manager = request.app[MANAGER]
     session_id = request.match_info["session_id"]
 
@@ -233,7 +283,7 @@ def _offer_from_json(body: bytes, max_fields: int) -> str:
 
 
 async def whip_offer(request: web.Request) -> web.Response:
-    cfg = request.app[STATE].config
+    cfg = request.app[SESSION_API].config
     session = await _session(request)
     if isinstance(session, SessionRecord):
         return await _redirect(request, session)
@@ -253,7 +303,7 @@ async def whip_offer(request: web.Request) -> web.Response:
 
 
 async def whip_patch(request: web.Request) -> web.Response:
-    cfg = request.app[STATE].config
+    cfg = request.app[SESSION_API].config
     session = await _session(request)
     if isinstance(session, SessionRecord):
         return await _redirect(request, session)
@@ -273,7 +323,7 @@ async def whip_delete(request: web.Request) -> web.Response:
 
 
 async def result(request: web.Request) -> web.Response:
-    state: ServiceState = request.app[STATE]
+    state = request.app[SESSION_API]
     manager = request.app[MANAGER]
     session: Session | SessionRecord | None
     if "Authorization" in request.headers:
@@ -316,7 +366,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     request (service/http/server.py), so a stream lasts as long as its session; it
     ends when the session ends, at shutdown, or when the reader falls behind."""
     session = await _session(request)
-    limits = request.app[STATE].config.sessions.events
+    limits = request.app[SESSION_API].config.sessions.events
     if isinstance(session, SessionRecord):
         manager = request.app[MANAGER]
         assert manager.directory is not None
@@ -342,7 +392,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 def _cors(request: web.Request) -> dict[str, str]:
     return {
-        "Access-Control-Allow-Origin": request.app[STATE].config.cors_origin,
+        "Access-Control-Allow-Origin": request.app[SESSION_API].config.cors_origin,
         "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
         "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, X-Request-Id",
@@ -361,8 +411,10 @@ async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
             response.headers.setdefault(name, value)
 
 
-def add_session_routes(app: web.Application, manager: SessionManager) -> None:
+def add_session_routes(app: web.Application, manager: SessionManager, api: SessionApi
+                       ) -> None:
     app[MANAGER] = manager
+    app[SESSION_API] = api
     r = app.router
     r.add_post("/v1/sessions", create_session)
     r.add_post("/v1/demo/sessions", create_demo_session)

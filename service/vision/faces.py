@@ -51,7 +51,7 @@ class FaceSearchSettings:
     # one is required (a selfie with two people); a document's small ghost portrait is ~0.1.
     ambiguous_face_ratio: float = 0.7
     # Faces narrower than this (pixels, eye to eye * 2.5 ~ face width) cannot be compared.
-    min_face_px: int = 32
+    compare_min_face_px: int = 32
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from service.vision.detection import Detection
 class QualitySettings:
     # Checked on shared/data: webcam frames (320x240) show faces 103-146 px wide,
     # passport portraits 82-180 px; PAD models take an 80 px crop, so 64 px is the floor.
-    min_face_px: float = 64.0
+    # Measured on the face detector's box: its shorter side, in the image's pixels.
+    min_face_side_px: float = 64.0
     # Variance of the Laplacian of the face resized to 112x112 (grey): 59-461 on the live
     # webcam frames and samples, 90-416 on the spoof samples, 300-1100 on DSLR photos.
     # A Gaussian blur of sigma 3 on a live frame brings it under 10.
@@ -48,7 +49,7 @@ class FaceQuality:
     def problems(self, limits: QualitySettings) -> list[str]:
         """Plain-words reasons the face cannot be judged (empty when it can)."""
         found = []
-        if self.face_px < limits.min_face_px:
+        if self.face_px < limits.min_face_side_px:
             found.append("face too small")
         if self.sharpness < limits.min_sharpness:
             found.append("image too blurred")

@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import cv2
 
-from service.errors import RateLimited
+from service.errors import InternalError, RateLimited
 from service.media.pool import DecoderPool
 from service.ops.metrics import Metrics
 from service.vision.admission import Admission, AdmissionSettings
@@ -128,3 +129,33 @@ class ModelRuntime:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.landmarkers.close()
         self.decoders.close()
+
+
+@dataclass
+class RuntimeSlot:
+    """The model runtime once it is loaded: what request handlers wait for, then use.
+    The composition root (service/app.py) loads the models after the app starts and
+    fills the slot, or records why loading failed."""
+
+    _runtime: ModelRuntime | None = None
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    load_error: str = ""
+
+    @property
+    def runtime(self) -> ModelRuntime:
+        if self._runtime is None:
+            raise InternalError("models are not loaded")
+        return self._runtime
+
+    def set_runtime(self, runtime: ModelRuntime) -> None:
+        self._runtime = runtime
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        if self.load_error:
+            raise InternalError("models failed to load")
+        await asyncio.wait_for(self._ready.wait(), timeout)
