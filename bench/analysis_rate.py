@@ -38,7 +38,7 @@ from test_challenges import (  # the tests' simulated people and recordings
     reel,
 )
 
-from service.liveness.challenges import pick_challenges
+from service.liveness.challenges.sets import pick_challenges
 from service.rtc.session import SessionSettings
 
 SLOW = SessionSettings().waiting_fps

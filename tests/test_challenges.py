@@ -15,20 +15,11 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from service.liveness.challenges import (
-    ACTIONS,
-    HOLD_ACTIONS,
-    LEGACY_ACTIONS,
-    ChallengeScript,
-    ChallengeSettings,
-    Event,
-    Failed,
-    Met,
-    Prompt,
-    Release,
-    parse_challenges,
-    pick_challenges,
-)
+from service.liveness.challenges.actions import ACTIONS, HOLD_ACTIONS, LEGACY_ACTIONS
+from service.liveness.challenges.events import Event, Failed, Met, Prompt, Release
+from service.liveness.challenges.script import ChallengeScript
+from service.liveness.challenges.sets import parse_challenges, pick_challenges
+from service.liveness.challenges.settings import ChallengeSettings
 from service.liveness.engine import CueEvent
 from service.liveness.holds import ActionState
 from service.rtc import messages as msg

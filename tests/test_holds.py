@@ -28,14 +28,9 @@ from conftest import data_bytes, make_config
 
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
-from service.liveness.challenges import (
-    ChallengeScript,
-    ChallengeSettings,
-    Failed,
-    Met,
-    Prompt,
-    Release,
-)
+from service.liveness.challenges.events import Failed, Met, Prompt, Release
+from service.liveness.challenges.script import ChallengeScript
+from service.liveness.challenges.settings import ChallengeSettings
 from service.liveness.engine import LivenessEngine
 from service.liveness.geometry import eye_openness, mouth_aspect_ratio
 from service.liveness.holds import ActionState, HoldSettings, HoldTracker
