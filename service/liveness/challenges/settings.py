@@ -34,7 +34,7 @@ class ChallengeSettings:
     # 0.8-2.5 s; with those, 3-challenge honest sessions took a median 17.5-18.1 s
     # (each challenge costs pause + reaction + movement + hold + reaction + movement;
     # the human part alone is ~2.5 s). Measured on simulated recordings cycling
-    # through all four actions (tests/test_challenges.py `reel`, 24 rhythms x 200
+    # through all four actions (testing/simulated_person.py `reel`, 24 rhythms x 200
     # sessions of 3 challenges; the attacker picks the best rhythm):
     #   pause 0.8-2.5, hold 1.0-2.5: 0 of 4800 passed
     #   pause 0.8-2.0, hold 0.8-1.8: 0 of 4800 (2 challenges: 9, up to 3 of 200 at
