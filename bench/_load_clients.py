@@ -28,7 +28,6 @@ import fractions
 import io
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,8 @@ import cv2
 import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
-from _service import DATA, KEY, SECRET
-from rtc_client import WhipClient, create_session
+from testing.rtc_client import WhipClient, create_session
+from testing.service_process import DATA, KEY, SECRET
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 VIDEO_CLOCK = 90000  # RTP clock rate of video (RFC 3551)

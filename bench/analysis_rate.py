@@ -4,7 +4,7 @@ The stream runner analyses every frame at `sessions.analysis_fps` (10) but, whil
 script only waits (a hold, and a later pause but its last 1.1 s:
 ChallengeScript.frame_due), at `sessions.waiting_fps` (5). Simulated on the script
 itself, with the clock ticking at 10 Hz as the runner's loop does and the same
-simulated people and recordings as tests/test_challenges.py:
+simulated people and recordings as tests/test_challenges.py (testing/simulated_person.py):
 
 - honest people, 3 random hold actions, reaction 0.3-2.2 s and release 0.3-1.6 s after
   each prompt: verdicts, every recorded time (prompt, onset, release, end), and the
@@ -21,25 +21,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-from test_challenges import (  # the tests' simulated people and recordings
-    FPS,
-    Log,
-    Release,
-    drive,
-    frame,
-    one_action_reel,
-    person,
-    reel,
-)
-
-from service.liveness.challenges import pick_challenges
+from service.liveness.challenges.events import Release
+from service.liveness.challenges.sets import pick_challenges
 from service.rtc.session import SessionSettings
+from testing.simulated_person import FPS, Log, drive, frame, one_action_reel, person, reel
 
 SLOW = SessionSettings().waiting_fps
 

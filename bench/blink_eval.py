@@ -56,6 +56,7 @@ from service.liveness.mouth import MouthDetector, MouthSettings
 from service.liveness.turns import nose_yaw
 from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
+from testing.frame_runs import closed_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -187,23 +188,6 @@ def run_mouth(series: Series, params: MouthSettings, ok: np.ndarray) -> MouthDet
         mar = mouth_aspect_ratio(lm) if good else 0.0
         detector.update(float(t), mar, frontal_ok=bool(good))
     return detector
-
-
-def closed_runs(t: np.ndarray, on: list[bool]) -> list[tuple[float, float]]:
-    """(first, last) time of each run of consecutive frames that are on."""
-    out: list[tuple[float, float]] = []
-    start: float | None = None
-    last = 0.0
-    for ti, o in zip(t, on):
-        if o:
-            start = float(ti) if start is None else start
-            last = float(ti)
-        elif start is not None:
-            out.append((start, last))
-            start = None
-    if start is not None:
-        out.append((start, last))
-    return out
 
 
 def hold_states(series: Series, params: HoldSettings) -> tuple[list[bool], list[bool]]:

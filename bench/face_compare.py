@@ -26,9 +26,9 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-from _service import DATA, KEY, SECRET, run_with_service, service_process
 
-from service.client import VerifyClient, signed_fields
+from testing.client import VerifyClient, signed_fields
+from testing.service_process import DATA, KEY, SECRET, run_with_service, service_process
 
 # Two ~200 KB JPEGs (184 KB and 191 KB), as the vendor document suggests for uploads.
 LATENCY_PAIR = ("faces/face_recognition/obama__obama2.jpg",

@@ -25,20 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import av
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
 from _load_clients import clip_frames_of, encode_once
-from _service import DATA
 
 import service.liveness.engine as engine_module
 from models.manifest import resolve_models
@@ -47,6 +40,7 @@ from service.config import Config, load_config
 from service.liveness.engine import LivenessEngine
 from service.media.frames import frame_from_av
 from service.vision.runtime import ModelRuntime
+from testing.service_process import DATA
 
 STREAM_FPS = 15.0
 

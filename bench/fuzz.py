@@ -4,7 +4,7 @@
 
 Starts `python -m service` on a free loopback port (key `fuzzkey`, a random secret,
 lockout and session caps lifted so bad credentials and many sessions do not hide the
-cases), sends the cases of tests/fuzzcases.py a few at a time, and reports per case
+cases), sends the cases of testing/fuzzcases.py a few at a time, and reports per case
 family the answers and failures (crashes, 5xx/5000, non-envelope answers, statuses
 other than the expected one, echoed request bytes), latency, the process tree's RSS,
 and what the service's log holds that it must not (secret, tokens, base64, tracebacks).
@@ -18,13 +18,11 @@ import os
 import sys
 from pathlib import Path
 
+from testing.fuzzcases import generate
+from testing.fuzzharness import markdown, run_fuzz
+from testing.fuzzmedia import load_corpus, warm_up_images
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-
-from fuzzcases import generate
-from fuzzharness import markdown, run_fuzz
-from fuzzmedia import load_corpus, warm_up_images
-
 DATA = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "data"
 
 

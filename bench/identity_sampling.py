@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from _service import DATA
 
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
@@ -47,6 +46,7 @@ from service.liveness.replacement import (
 from service.liveness.turns import nose_pitch, nose_yaw
 from service.media.frames import decode_frames
 from service.vision.runtime import ModelRuntime
+from testing.service_process import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 15.0

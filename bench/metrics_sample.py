@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from contextlib import suppress
-from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from _service import DATA, KEY, SECRET, run_with_service
-from rtc_client import ClipTrack, WhipClient
 from verification_client import AsyncClient, AuthenticationError, BadMediaError
-from videos import decode_all
+
+from testing.rtc_client import ClipTrack, WhipClient
+from testing.service_process import DATA, KEY, SECRET, run_with_service
+from testing.videos import decode_all
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 

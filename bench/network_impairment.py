@@ -1,10 +1,10 @@
 """Honest people and replay/reel attacks over impaired networks (issue 21).
 
-Each session is a real aiortc client (tests/rtc_client.py) whose ICE sockets go through
-a user-space impairment (tests/netimpair.py: RTP, RTCP, the data channel and ICE are all
+Each session is a real aiortc client (testing/rtc_client.py) whose ICE sockets go through
+a user-space impairment (testing/netimpair.py: RTP, RTCP, the data channel and ICE are all
 impaired, both ways) into the real service started as its own process (the challenge
 actions left without head turns, as for the attack bench's simulated people). The
-people and attacks are the attack bench's (bench/attack_sessions.py):
+people and attacks are the attack bench's (testing/attack_scenarios.py):
 
   honest        a simulated person following the prompts (hold-and-release sets,
                 reaction times drawn 0.3-1.2 s as there)
@@ -43,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
-from _service import KEY, SECRET, running_service
-from attack_sessions import (
+
+from testing.attack_scenarios import (
     ACTOR_FPS,
     BLINK_CLIPS,
     FPS,
@@ -56,8 +56,9 @@ from attack_sessions import (
     pick,
     reel_frames,
 )
-from netimpair import Conditions, Link
-from rtc_client import ActingTrack, ClipTrack, WhipClient, create_session
+from testing.netimpair import Conditions, Link
+from testing.rtc_client import ActingTrack, ClipTrack, WhipClient, create_session
+from testing.service_process import KEY, SECRET, running_service
 
 SESSION_TIMEOUT_S = 120.0
 

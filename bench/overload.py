@@ -19,8 +19,9 @@ from collections import defaultdict
 
 import aiohttp
 import numpy as np
-from _service import DATA, KEY, SECRET, run_with_service
 from verification_client import ApiError, AsyncClient
+
+from testing.service_process import DATA, KEY, SECRET, run_with_service
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 PAIR = ("faces/face_recognition/obama__obama2.jpg",

@@ -3,7 +3,7 @@ clips, each as a typeId 3035 upload and as a passive stream, against the real se
 started as its own process (loopback).
 
 Per clip and path: the verdict, replacement yes/no (with the lowest identity cosine and
-the samples taken), the planarity measure (service/liveness/planarity.py, no longer
+the samples taken), the planarity measure (testing/planarity.py, no longer
 part of `detail`, run here over the clip's own landmarks), and the turns found against
 the labelled yaw (labels.json `turn_clips`): a labelled turn is an excursion beyond
 30 degrees from the person's rest (the median labelled yaw, held within 12 degrees of
@@ -23,20 +23,15 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
-from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from _service import DATA, KEY, SECRET, running_service
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
-
-from service.client import VerifyClient
-from service.liveness.planarity import PlanarityDetector
 from service.vision.landmarks import FaceLandmarker
+from testing.client import VerifyClient
+from testing.planarity import PlanarityDetector
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.service_process import DATA, KEY, SECRET, running_service
+from testing.videos import decode_all
 
 TURN_DEG, BACK_DEG, REST_LIMIT_DEG = 30.0, 15.0, 12.0
 

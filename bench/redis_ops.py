@@ -1,6 +1,6 @@
 """Redis operations per streaming session, with two replicas sharing one Redis.
 
-Starts a redis-server and two `python -m service` replicas on loopback (tests/replicas.py),
+Starts a redis-server and two `python -m service` replicas on loopback (testing/replicas.py),
 then runs `--sessions` sessions one after another, each created on replica A (so some
 are forwarded to B), streamed by a real aiortc client (a live clip, no challenges),
 its result read once from the other replica. Redis's own counters (INFO commandstats)
@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from replicas import KEY, SECRET, RedisServer, redis_server, replica_set
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
+from testing.replicas import KEY, SECRET, RedisServer, redis_server, replica_set
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.videos import decode_all
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 

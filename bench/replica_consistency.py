@@ -1,7 +1,7 @@
 """Two replicas that agree at once (issue 20): read-your-writes and placement, measured.
 
 Starts a redis-server and two `python -m service` replicas A and B on loopback
-(tests/replicas.py), then:
+(testing/replicas.py), then:
 
 1. creation: `--creations` sessions created through A in pairs (the first stays on A,
    the second is placed on B and forwarded), each timed from the client (POST to
@@ -35,22 +35,19 @@ import os
 import re
 import secrets
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from replicas import KEY, SECRET, RedisServer, redis_server, replica_set
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
-
 from service.cluster.shared_state import ReplicaInfo, SessionRecord
 from service.cluster.shared_state.redis import RedisState
+from testing.replicas import KEY, SECRET, RedisServer, redis_server, replica_set
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.videos import decode_all
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "data"
 CLIP = "blink/zju/000001M_FBN.mp4"
 BURST = 16

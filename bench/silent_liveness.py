@@ -27,9 +27,10 @@ from pathlib import Path
 import aiohttp
 import cv2
 import numpy as np
-from _service import DATA, KEY, SECRET, run_with_service
 from attacks import ATTACKS
 from verification_client import ApiError, AsyncClient
+
+from testing.service_process import DATA, KEY, SECRET, run_with_service
 
 
 def bona_fide_sets() -> dict[str, list[str]]:

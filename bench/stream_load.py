@@ -57,11 +57,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
-from _service import KEY, SECRET, free_port, service_process
+from testing.service_process import KEY, SECRET, free_port, service_process
 
+ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = ROOT / "bench" / "_load_clients.py"
 
@@ -179,7 +177,7 @@ def services(args: argparse.Namespace, env: dict[str, str]
         with service_process(env) as (url, proc):
             yield [url], [proc.pid], (KEY, SECRET)
         return
-    import replicas  # tests/replicas.py: redis-server and replica processes
+    from testing import replicas  # testing/replicas.py: redis-server and replica processes
     settings = {k.removeprefix("SERVICE_"): v for k, v in env.items()}
     with replicas.redis_server() as redis, \
             replicas.replica_set(redis.url, args.replicas, **settings) as group:
@@ -190,9 +188,8 @@ def services(args: argparse.Namespace, env: dict[str, str]
 @contextlib.contextmanager
 def launched(env: dict[str, str]) -> Iterator[tuple[list[str], list[int], tuple[str, str]]]:
     """`python -m service.launch` with a redis-server: one replica per core."""
-    import replicas  # tests/replicas.py: redis-server, consecutive free ports
-
     from service.launch import cores
+    from testing import replicas  # testing/replicas.py: redis-server, consecutive free ports
     n = cores()
     with replicas.redis_server() as redis:
         port = replicas.free_ports(n)

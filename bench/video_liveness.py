@@ -21,19 +21,12 @@ import itertools
 import json
 import os
 import random
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import cv2
-import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tests/videos.py: the clip encoder
-sys.path.insert(0, str(ROOT / "bench"))
 import frame_stages
-from _service import DATA
-from videos import decode_all, encode, held_photo
+import numpy as np
 
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
@@ -41,6 +34,10 @@ from service.config import Config
 from service.errors import ApiError
 from service.judging.video import analyse_video
 from service.vision.runtime import ModelRuntime
+from testing.service_process import DATA
+from testing.videos import decode_all, encode, held_photo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def verdict(runtime: ModelRuntime, cfg: Config, data: bytes) -> dict:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cv2
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from service.app import create_app
-from service.client import VerifyClient
 from service.config import Config, load_config
 from service.http.server import ServiceRunner
 from service.state import STATE
+from testing.client import VerifyClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
@@ -33,6 +36,16 @@ def labels() -> dict[str, Any]:
 
 def data_bytes(path: str) -> bytes:
     return (DATA / path).read_bytes()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge size (a decompression bomb's first bytes)."""
+    face = cv2.imread(str(DATA / "faces/face_recognition/obama__obama.jpg"))
+    real = cv2.imencode(".png", face[:8, :8])[1].tobytes()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    patched = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return real[:8] + patched + real[8 + 25:]
 
 
 def make_config(**overrides: Any) -> Config:

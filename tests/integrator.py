@@ -20,10 +20,10 @@ import cv2
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import KEY, SECRET, data_bytes, make_config
-from rtc_client import ClipTrack, WhipClient
-from videos import decode_all
 
 from service.config import Config
+from testing.rtc_client import ClipTrack, WhipClient
+from testing.videos import decode_all
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 BURST_KEY, BURST_SECRET = "burst-key", "burst-secret"

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from conftest import data_bytes, make_config, start_server, status_of
 
-from service.client import VerifyClient
 from service.errors import RateLimited
 from service.vision.admission import Admission, AdmissionSettings
+from testing.client import VerifyClient
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import struct
 import time
-import zlib
 from urllib.parse import urlsplit
 
 import cv2
 import pytest
-from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
+from conftest import (
+    DATA,
+    KEY,
+    SECRET,
+    data_bytes,
+    make_config,
+    png_claiming,
+    start_server,
+    status_of,
+)
 
-from service.client import signed_fields
+from testing.client import signed_fields
 
 FACE = "faces/face_recognition/obama__obama.jpg"
 
@@ -73,15 +80,6 @@ async def test_a_chunked_body_over_the_limit_answers_4013(http, base_url):
                          headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
         answer = await resp.json()
     assert (resp.status, status_of(answer)) == (413, "4013")
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge size (a decompression bomb's first bytes)."""
-    real = cv2.imencode(".png", cv2.imread(str(DATA / FACE))[:8, :8])[1].tobytes()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    patched = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    return real[:8] + patched + real[8 + 25:]
 
 
 async def test_image_over_100_megapixels_answers_4013(client):

@@ -8,8 +8,8 @@ import base64
 import aiohttp
 from conftest import DATA, KEY, SECRET, data_bytes, status_of, veritems
 
-from service.client import signed_fields
 from service.vision.detection import iou
+from testing.client import signed_fields
 
 SAME = ("faces/face_recognition/obama__obama.jpg", "faces/face_recognition/obama__obama1.jpg")
 

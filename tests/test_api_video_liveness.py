@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DATA, data_bytes, status_of
-from videos import encode, still
+
+from testing.videos import encode, still
 
 ORDER = ["Decision value", "Live or not", "Whether there is a replacement",
          "Whether there is blinking", "Whether there is a mouth"]

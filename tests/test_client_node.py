@@ -16,7 +16,6 @@ import asyncio
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import DATA, KEY, ROOT, SECRET, start_server
+from conftest import DATA, KEY, SECRET, png_claiming, start_server
 from integrator import (
     BURST_KEY,
     BURST_SECRET,
@@ -36,26 +35,9 @@ from integrator import (
     portrait_of_clip,
     serve,
 )
-from test_api_errors import png_claiming
+from node_tools import NODE_DIR, needs_node, npm_install
 
 import service.errors
-
-NODE_DIR = ROOT / "clients/node"
-
-
-def node_version() -> tuple[int, ...] | None:
-    node = shutil.which("node")
-    if node is None:
-        return None
-    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
-    return tuple(int(p) for p in out.stdout.strip().lstrip("v").split(".")[:2])
-
-
-NODE = node_version()
-needs_node = pytest.mark.skipif(
-    NODE is None or NODE < (18, 17),
-    reason=f"Node 18.17+ is needed for the Node client (found {NODE}); "
-           "scripts/install-system-packages.sh installs Debian's nodejs")
 
 
 def write_fixtures(folder: Path) -> None:
@@ -107,21 +89,6 @@ async def test_the_node_client_suite_passes_against_the_live_service(
     assert proc.returncode == 0, text
     assert "# fail 0" in text and "# pass 8" in text, text
     assert len(app.streams) == 2  # the app streamed the Node backend's sessions
-
-
-def npm_install() -> Path:
-    """The pinned TypeScript from npm (package-lock.json), once per checkout."""
-    tsc = NODE_DIR / "node_modules/.bin/tsc"
-    if tsc.exists():
-        return tsc
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: cannot check dist/ against src/")
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0 or not tsc.exists():
-        pytest.skip(f"npm ci failed (registry unreachable?): {done.stderr[-500:]}")
-    return tsc
 
 
 @needs_node

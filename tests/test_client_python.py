@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 import verification_client as vc
 from aiohttp import web
-from conftest import DATA, KEY, ROOT, SECRET, data_bytes, start_server
+from conftest import DATA, KEY, ROOT, SECRET, data_bytes, png_claiming, start_server
 from integrator import (
     BURST_KEY,
     BURST_SECRET,
@@ -38,11 +38,10 @@ from integrator import (
     portrait_of_clip,
     serve,
 )
-from rtc_client import ClipTrack, WhipClient
-from test_api_errors import png_claiming
 from verification_client import AsyncClient, Client
 
 import service.errors
+from testing.rtc_client import ClipTrack, WhipClient
 
 SAME = ("faces/face_recognition/obama__obama.jpg", "faces/face_recognition/obama__obama1.jpg")
 OTHER = "faces/face_recognition/biden__biden.jpg"

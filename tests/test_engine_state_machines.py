@@ -10,9 +10,9 @@ import numpy as np
 
 from service.judging.decision import VideoDecisionSettings, decide
 from service.liveness.engine import ClipEvidence, CueEvent
-from service.liveness.planarity import PlanarityDetector
 from service.liveness.replacement import IdentityTrack, ReplacementSettings
 from service.liveness.turns import TurnDetector
+from testing.planarity import PlanarityDetector
 
 
 def unit(v: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Fuzz test: a few thousand hostile requests against the real service process.
 
-The cases (tests/fuzzcases.py, fixed seed) cover every endpoint: raw malformed HTTP,
+The cases (testing/fuzzcases.py, fixed seed) cover every endpoint: raw malformed HTTP,
 forms, multipart, JSON, base64, mutated and header-patched media (JPEG, PNG, BMP, TIFF,
 WebP, GIF, JPEG 2000, MP4, AVI, MPEG...), lying EXIF, ICC and XMP metadata, credentials, session creation, WHIP offers,
-trickle PATCH, DELETE and result polling. The harness (tests/fuzzharness.py) runs
+trickle PATCH, DELETE and result polling. The harness (testing/fuzzharness.py) runs
 `python -m service` in its own process so a native crash is seen, not suffered.
 
 FUZZ_CASES sets the number of cases. One run feeds every test below, so each property fails on its own with the Markdown
@@ -17,9 +17,10 @@ import os
 
 import pytest
 from conftest import DATA
-from fuzzcases import generate
-from fuzzharness import Report, markdown, run_fuzz
-from fuzzmedia import load_corpus, warm_up_images
+
+from testing.fuzzcases import generate
+from testing.fuzzharness import Report, markdown, run_fuzz
+from testing.fuzzmedia import load_corpus, warm_up_images
 
 CASES = int(os.environ.get("FUZZ_CASES", "2500"))
 # The run is the first test's set-up: 2,500 requests took 508 s on the 2-core machine

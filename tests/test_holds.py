@@ -5,7 +5,7 @@
   closure; open frames read open.
 - Mouth: every frame of the 7 GRID speech clips: speech may touch the wide-open state at
   its widest syllables, but never holds it as long as a mouth_open onset needs.
-- Held actions, built from real frames the way bench/attack_sessions.py builds its honest
+- Held actions, built from real frames the way testing/attack_scenarios.py builds its honest
   client: the most closed frame of a labelled blink (or the widest frame of the GRID
   speech) shown again and again for seconds, between the clip's own open frames.
 - Turns: ../shared/data has no footage of a head turn (every clip stays within ~4
@@ -18,9 +18,7 @@ The same landmarker and tracker run as in a stream; nothing is timed.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,23 +26,16 @@ from conftest import data_bytes, make_config
 
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
-from service.liveness.challenges import (
-    ChallengeScript,
-    ChallengeSettings,
-    Failed,
-    Met,
-    Prompt,
-    Release,
-)
+from service.liveness.challenges.events import Failed, Met, Prompt, Release
+from service.liveness.challenges.script import ChallengeScript
+from service.liveness.challenges.settings import ChallengeSettings
 from service.liveness.engine import LivenessEngine
 from service.liveness.geometry import eye_openness, mouth_aspect_ratio
 from service.liveness.holds import ActionState, HoldSettings, HoldTracker
 from service.media.frames import Frame, decode_frames
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from blink_eval import closed_runs
+from testing.frame_runs import closed_runs
 
 EVERY_FRAME = 1000.0  # decode_frames keeps every frame when asked for more than the source
 STREAM_FPS = 10.0  # SessionSettings.analysis_fps

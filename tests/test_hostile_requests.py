@@ -21,9 +21,9 @@ import pytest
 import pytest_asyncio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from conftest import KEY, SECRET, make_config, start_server, status_of
-from rtc_client import ClipTrack, WhipClient, create_session
 
-from service.client import signed_fields
+from testing.client import signed_fields
+from testing.rtc_client import ClipTrack, WhipClient, create_session
 
 BLACK = [np.zeros((120, 160, 3), np.uint8)]
 BOUNDARY = "hostile-boundary"

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from conftest import DATA, KEY, SECRET, make_config, start_server
 
-from service.client import signed_fields
+from testing.client import signed_fields
 
 # Small deadlines so stalled connections are closed in about a second. Reads below wait
 # at most WAIT_S for the server to close: a bound on the loop, not a speed check.

@@ -18,10 +18,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from conftest import DATA, KEY, ROOT, SECRET, make_config, start_server
-from rtc_client import WhipClient, create_session
 
-sys.path.insert(0, str(ROOT / "bench"))
-from attack_sessions import ffmpeg_exe
+from testing.attack_scenarios import ffmpeg_exe
+from testing.rtc_client import WhipClient, create_session
 
 # A live person blinking three times in 5 s (labels.json), no glasses.
 LIVE_CLIP = DATA / "blink" / "zju" / "000001M_FNN.mp4"

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from replicas import (
+
+from service.config import load_config
+from service.launch import plan
+from testing.replicas import (
     KEY,
     MODEL_DIR,
     REDIS_SERVER,
@@ -33,10 +36,7 @@ from replicas import (
     redis_server,
     slots_taken,
 )
-from rtc_client import create_session
-
-from service.config import load_config
-from service.launch import plan
+from testing.rtc_client import create_session
 
 
 def test_without_redis_the_plan_is_todays_single_process():

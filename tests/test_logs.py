@@ -27,12 +27,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import KEY, MODEL_DIR, ROOT, SECRET, data_bytes
-from rtc_client import ClipTrack, EventStream, WhipClient
-from videos import decode_all
 
-from service.client import signed_fields
 from service.config import load_config
 from service.ops.logs import REQUEST_ID, SESSION_ID, ContextFilter, JsonFormatter, configure_logging
+from testing.client import signed_fields
+from testing.rtc_client import ClipTrack, EventStream, WhipClient
+from testing.videos import decode_all
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 PORTRAIT = "faces/deepface/img3.jpg"

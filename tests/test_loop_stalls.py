@@ -38,7 +38,7 @@ from conftest import KEY, SECRET, data_bytes, make_config, start_server
 
 from service.api.forms import ContentType, FormSettings
 from service.api.request import parse_request
-from service.client import signed_fields
+from testing.client import signed_fields
 
 # A stall of the loop this long is a stall a live session notices (issue 13).
 MAX_STALL_S = 0.020

@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DATA, data_bytes, make_config, status_of
-from fuzzmedia import metadata_segments, mutate_metadata, with_metadata
 from PIL import Image
-from videos import encode
 
 from service.errors import BadMedia, TooLarge
 from service.media.pool import DecoderPool
 from service.media.uploads import decode_image, decode_video
 from service.state import STATE
+from testing.fuzzmedia import metadata_segments, mutate_metadata, with_metadata
+from testing.videos import encode
 
 FACE = "faces/face_recognition/obama__obama2.jpg"
 CLIP = "blink/zju/000001M_FBN.mp4"
@@ -260,7 +260,7 @@ async def test_malformed_metadata_never_answers_5000(client):
 
 
 def test_mutated_exif_icc_and_xmp_answer_an_image_or_4002(pool):
-    """The fuzz run's metadata mutations (tests/fuzzmedia.py: IFD entries rewritten,
+    """The fuzz run's metadata mutations (testing/fuzzmedia.py: IFD entries rewritten,
     bytes flipped, payloads cut short or replaced by hostile XML, ICC and TIFF) on a
     JPEG, PNG and WebP whose pixels are fine: each decodes (the metadata that does not
     parse is ignored) or is refused as a bad image, never a decoder bug (5000)."""

@@ -15,12 +15,12 @@ import pytest
 import pytest_asyncio
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
 from prometheus_client.parser import text_string_to_metric_families
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
 
-from service.client import VerifyClient, signed_fields
 from service.ops.metrics import STAGES, Metrics, reason_slug
 from service.rtc.routes import MANAGER
+from testing.client import VerifyClient, signed_fields
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.videos import decode_all
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -1,4 +1,4 @@
-"""The user-space impairment layer itself (tests/netimpair.py), through its UDP relay with
+"""The user-space impairment layer itself (testing/netimpair.py), through its UDP relay with
 real sockets on loopback: what goes in comes out lost, late, reordered, twice or
 throttled as configured, in both directions, and settings change mid-stream."""
 
@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from netimpair import Conditions, Link, Pipe, UdpRelay
+
+from testing.netimpair import Conditions, Link, Pipe, UdpRelay
 
 
 class Endpoint(asyncio.DatagramProtocol):

@@ -1,4 +1,4 @@
-"""Streaming sessions over an impaired network (tests/netimpair.py on the aiortc client's
+"""Streaming sessions over an impaired network (testing/netimpair.py on the aiortc client's
 ICE sockets: RTP, RTCP, data channel and ICE all cross it).
 
 A simulated honest person (rtc_client.ActingTrack, the attack bench's people) passes
@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import DATA, KEY, SECRET, make_config, start_server, status_of
-from netimpair import Conditions, Link
-from rtc_client import ActingTrack, ClipTrack, WhipClient, create_session, performance
-from videos import decode_all
+
+from testing.netimpair import Conditions, Link
+from testing.rtc_client import ActingTrack, ClipTrack, WhipClient, create_session, performance
+from testing.videos import decode_all
 
 # The GRID speaker lbax4n both closes the eyes and opens the mouth (the frames measured
 # for the attack bench, bench/attack_sessions.py PEOPLE)

@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import KEY, SECRET, make_config, start_server, status_of
-from replicas import REDIS_SERVER, RedisServer, free_port, redis_server
-from rtc_client import create_session
 
 from service.cluster.shared_state.redis import RedisState
 from service.rtc.routes import MANAGER
+from testing.replicas import REDIS_SERVER, RedisServer, free_port, redis_server
+from testing.rtc_client import create_session
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed "
                                 "(scripts/install-system-packages.sh)")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from conftest import data_bytes, status_of
-from videos import decode_all, encode
+
+from testing.videos import decode_all, encode
 
 
 def answer(body: dict) -> dict[str, str]:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from conftest import data_bytes, make_config
-from videos import encode
 
 from models.manifest import resolve_models
 from service.app import MODEL_NAMES
@@ -33,6 +32,7 @@ from service.liveness.geometry import face_box
 from service.liveness.replacement import IdentityTrack, ReplacementSettings, face_look
 from service.media.frames import Frame, decode_frames
 from service.vision.runtime import ModelRuntime
+from testing.videos import encode
 
 FPS = 15.0  # MediaSettings.analysis_fps: what an uploaded clip is analysed at
 SEEDS = range(10)

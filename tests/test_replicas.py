@@ -27,7 +27,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from conftest import DATA, data_bytes, status_of
-from replicas import (
+
+from testing.client import signed_fields
+from testing.replicas import (
     KEY,
     REDIS_SERVER,
     SECRET,
@@ -39,10 +41,8 @@ from replicas import (
     slots_taken,
     until,
 )
-from rtc_client import ClipTrack, EventStream, WhipClient, create_session
-from videos import decode_all
-
-from service.client import signed_fields
+from testing.rtc_client import ClipTrack, EventStream, WhipClient, create_session
+from testing.videos import decode_all
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed "
                                 "(scripts/install-system-packages.sh)")

@@ -23,11 +23,11 @@ import cv2
 import pytest
 import pytest_asyncio
 from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
-from rtc_client import ActingTrack, ClipTrack, WhipClient, create_session, performance
-from videos import decode_all
 
-from service.client import signed_fields
 from service.rtc.routes import MANAGER
+from testing.client import signed_fields
+from testing.rtc_client import ActingTrack, ClipTrack, WhipClient, create_session, performance
+from testing.videos import decode_all
 
 VIDEO_ORDER = ["Decision value", "Live or not", "Whether there is a replacement",
                "Whether there is blinking", "Whether there is a mouth"]

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
-from rtc_client import ActingTrack, EventStream, WhipClient, create_session, performance
-from videos import decode_all
 
 from service.errors import RateLimited
 from service.rtc import messages as msg
 from service.rtc.outbox import Outbox, OutboxSettings
 from service.rtc.routes import MANAGER
+from testing.rtc_client import ActingTrack, EventStream, WhipClient, create_session, performance
+from testing.videos import decode_all
 
 BLINK_CLIP = "blink/zju/000001M_FBN.mp4"
 # labels.json: BLINK_CLIP's first blink; its shut frames, where the service's landmarks

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from replicas import REDIS_SERVER, RedisServer, free_port, redis_server
 
 from service.cluster.replica import Replica
 from service.cluster.shared_state import MemoryState, ReplicaInfo, SessionRecord, SharedState
 from service.cluster.shared_state.redis import RedisState
 from service.errors import RateLimited, StaleTimestamp, StateStoreUnavailable
 from service.http.auth import Authenticator, make_token
+from testing.replicas import REDIS_SERVER, RedisServer, free_port, redis_server
 
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None,
                                  reason="redis-server is not installed "

@@ -30,14 +30,14 @@ from aioice import stun
 from aioice import turn as aioice_turn
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
 
 from service.config import load_config
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer, parse_ice_server, parse_ice_servers
 from service.rtc.routes import MANAGER
 from service.rtc.turn import TurnSettings, for_session, rest_credentials
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.videos import decode_all
 
 TURNSERVER = shutil.which("turnserver")
 # coturn's static-auth-secret, shared with the service (turn.secret)

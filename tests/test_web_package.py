@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_client_node import needs_node, npm_install
+from node_tools import needs_node, npm_install
 
 WEB = ROOT / "web"
 PACKAGE = json.loads((WEB / "package.json").read_text())

@@ -22,13 +22,13 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
-from rtc_client import ClipTrack, WhipClient, create_session
-from videos import decode_all
 
 from service.errors import MalformedField
 from service.ops.metrics import METRICS
 from service.ops.webhooks import WebhookSettings, check_callback_url
 from service.rtc.routes import MANAGER
+from testing.rtc_client import ClipTrack, WhipClient, create_session
+from testing.videos import decode_all
 
 CLIP = "blink/zju/000001M_FBN.mp4"
 # Short retries, so a failing receiver is given up on in about a second.

@@ -1,6 +1,6 @@
 """Per-frame action states for the hold-and-release challenges.
 
-The challenge script (challenges.py) asks a person to close their eyes, open their mouth
+The challenge script (challenges/script.py) asks a person to close their eyes, open their mouth
 wide or turn their head, hold it until told to release, then release. It needs, for
 every analysed frame, whether each action is *on*: this module turns one face's
 landmarks into that `ActionState`. It reports raw per-frame states; durations (a natural

@@ -119,7 +119,7 @@ class ReplacementSettings:
     clear_cosine: float = 0.35
     # ... the clear changes at least this far apart (seconds): streamed, the frames
     # just after a cut between a real person's frames (a GIF's pose jump in
-    # fsa_webcam; the turner of bench/attack_sessions.py honest_turns) are smeared by
+    # fsa_webcam; the turner of testing/attack_scenarios.py honest_turns) are smeared by
     # the video codec and read 0.12-0.35 for a few tenths of a second: two in a row
     # made 1 turner session of 6 "replaced". 0.4 s halved the fsa_webcam passive
     # streams called replaced (1 of 6 instead of 2 of 3) but missed cuts every 0.5 s

@@ -3,7 +3,7 @@
 The same JSON text goes over the `liveness` data channel and, one `data:` line each,
 over the events stream (GET /v1/sessions/{id}/events), so the two can never drift
 apart: the runner builds these dataclasses, `encode` is the only serialisation. The
-challenge script's events (service.liveness.challenges: Prompt, Release, Met, Failed)
+challenge script's events (service.liveness.challenges.events: Prompt, Release, Met, Failed)
 are domain events of a pure module that knows nothing about transports;
 `from_script` turns them into the messages here.
 """
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from service.liveness import challenges as script
+from service.liveness.challenges import events as script
 
 # Why a challenge failed: the script's reasons, and "not_delivered" (the session's: the
 # prompt reached neither an open data channel nor an events subscriber).

@@ -38,7 +38,7 @@ from service.errors import (
     StateStoreUnavailable,
     UnsupportedMediaType,
 )
-from service.liveness.challenges import parse_challenges
+from service.liveness.challenges.sets import parse_challenges
 from service.media.uploads import MediaSettings
 from service.ops.logs import bind_session
 from service.ops.webhooks import WEBHOOKS

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import BadCredentials, RateLimited, SessionExpired, SessionNotFound
-from service.liveness.challenges import ChallengeSettings
+from service.liveness.challenges.settings import ChallengeSettings
 from service.rtc.outbox import Outbox, OutboxSettings
 from service.rtc.sdp import SdpSettings
 from service.rtc.stalls import NetworkSettings

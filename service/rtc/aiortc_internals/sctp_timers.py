@@ -5,7 +5,7 @@ is sent again 3 s later until a round trip has been measured, and never sooner t
 1 s after. A prompt or a release is a single small message (no later data to trigger a
 fast retransmit), so on a link losing 3% of packets about one prompt in 30 reached the
 person 1-3 s late, at the end of or after its reaction window (measured with
-tests/netimpair.py: a prompt delivered with the challenge's failure). Browsers' SCTP
+testing/netimpair.py: a prompt delivered with the challenge's failure). Browsers' SCTP
 stacks retransmit far sooner (Chrome's starts at 0.5 s). The service uses 0.5 s before
 the first round trip and a 0.3 s floor after it; retransmissions remain bounded by
 SCTP's own limits, and a duplicate is discarded by the receiver.

@@ -6,7 +6,8 @@ of fsa_webcam.mp4 turning to +-44 degrees and 0.8-0.9 for the people of fsa_offi
 intel_female_and_male, inside the 0.2-0.9 of synthetic tilted photos: `planar: true`
 for real turning heads, so a field that says so would mislead integrators. It was never
 a veto (it fired on too few tilted photos). Kept, with its tests, for the bench that
-measures it, until a measure that separates real heads exists.
+measures it, until a measure that separates real heads exists; here in testing/, not in
+service/, since nothing the service runs uses it.
 
 A flat picture turned away from the camera is foreshortened as a whole: its eye
 distance shrinks against its height (or the other way round when tilted forward), but

@@ -1,4 +1,9 @@
-"""Start the real service in its own process for benchmarks (loopback only)."""
+"""Start the real service in its own process for benchmarks (loopback only).
+
+`python -m service` as an operator runs it, with the benches' API key and the models
+of SERVICE_MODEL_DIR, on a free port; the attack scenarios take its key and data
+directory as their defaults.
+"""
 
 from __future__ import annotations
 

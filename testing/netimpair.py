@@ -14,7 +14,7 @@ Two ways to put a link on a real media path, both over loopback:
   aioice holds for it): all that peer sends and receives goes through the link, so RTP,
   RTCP (NACK, PLI, reports), DTLS/SCTP (the data channel) and STUN (ICE checks, consent)
   are all impaired, as on a bad access network. Used by tests and benches with the
-  aiortc client (tests/rtc_client.py `WhipClient(link=...)`).
+  aiortc client (testing/rtc_client.py `WhipClient(link=...)`).
 - `UdpRelay`: a plain UDP relay (listen address -> target, replies back to the last
   sender) for clients that cannot be hooked (Chromium, FFmpeg): their candidates, or
   their target address, are pointed at the relay.

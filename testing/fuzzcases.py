@@ -30,7 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, quote_from_bytes, urlsplit
 
-from fuzzmedia import (
+from testing.client import signed_fields
+from testing.fuzzmedia import (
     TIFF_BITS,
     TIFF_DOUBLE,
     TIFF_HEIGHT,
@@ -56,8 +57,6 @@ from fuzzmedia import (
     truncate,
     webp_canvas,
 )
-
-from service.client import signed_fields
 
 # A marker put in over-long lines and headers: it must never come back in an answer.
 MARK = "FUZZMARK"

@@ -1,6 +1,7 @@
 """The tests' raw-protocol helper: signs requests and answers (HTTP status, envelope).
 
-Tests of the wire format (exact envelopes, statuses, base64 against multipart) use it;
+Tests of the wire format (exact envelopes, statuses, base64 against multipart) and the
+benches that need the raw answer (bench/face_compare.py, bench/real_footage.py) use it;
 integrators, and the tests and benches that stand in for them, use the client packages
 in clients/ (verification_client), which parse answers and raise on refusals.
 """

@@ -32,9 +32,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from netimpair import Link, impair_peer
 
-from service.client import signed_fields
+from testing.client import signed_fields
+from testing.netimpair import Link, impair_peer
 
 
 class ClipTrack(MediaStreamTrack):
@@ -229,7 +229,7 @@ class WhipClient:
     # behind a strict NAT or a locked-down network effectively does
     relay_only: bool = False
     # a user-space network impairment on everything the peer sends and receives
-    # (tests/netimpair.py): RTP, RTCP, the data channel and ICE
+    # (testing/netimpair.py): RTP, RTCP, the data channel and ICE
     link: Link | None = None
 
     async def connect(self, track: MediaStreamTrack, data_channel: bool = True) -> int:

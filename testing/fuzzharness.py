@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
-from fuzzcases import MARK, Case, Context, Request, http, valid_offer
+from testing.fuzzcases import MARK, Case, Context, Request, http, valid_offer
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "fuzzkey"
@@ -624,7 +624,7 @@ def warm_up(ctx: Context, port: int, images: Sequence[bytes]) -> None:
     it, and as 3035), so the baseline RSS is the service at its designed working size:
     warm models, and detector buffers sized for the largest pass a legitimate photo
     makes. What stays above that after the run is what hostile input left behind."""
-    from fuzzcases import signed_verify_form
+    from testing.fuzzcases import signed_verify_form
 
     async def go() -> None:
         for image in images:
