@@ -36,13 +36,13 @@ from service.errors import (
     StateStoreUnavailable,
     UnsupportedMediaType,
 )
+from service.judging.compare import portrait_embedding
 from service.liveness.challenges import parse_challenges
 from service.ops.logs import bind_session
 from service.ops.webhooks import WEBHOOKS
 from service.rtc import remote
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer
-from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
 from service.rtc.session import Session, SessionState
 from service.state import STATE, ServiceState
@@ -135,7 +135,7 @@ async def _create_here(request: web.Request, key: str, challenges: list[str], tt
     embedding, detail = None, None
     if portrait is not None:
         embedding, detail = await state.runtime.run(portrait_embedding, state.runtime,
-                                                    portrait, cfg)
+                                                    portrait, cfg.media, cfg.faces)
     session, token = manager.store.create(key, challenges, ttl, embedding, detail,
                                           slot=slot)
     try:
