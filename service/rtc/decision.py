@@ -18,7 +18,8 @@ log line and the metrics read the outcome, never the envelope.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,15 @@ from service.liveness.challenges import ChallengeScript
 from service.liveness.engine import ClipEvidence, LivenessEngine
 from service.rtc.outbox import Delivery
 from service.rtc.prejudge import judged_ahead
-from service.rtc.stalls import NETWORK, network_error
+from service.rtc.stalls import (
+    NETWORK,
+    LinkSample,
+    NetworkSettings,
+    StallWatch,
+    failed_by_network,
+    network_detail,
+    network_error,
+)
 from service.vision.embedding import cosine
 from service.vision.faces import FaceSearchSettings
 from service.vision.runtime import ModelRuntime
@@ -61,12 +70,24 @@ class StreamEnd:
     script: ChallengeScript
     challenged: bool  # the session has challenges (else: watched for a fixed time)
     deliveries: list[Delivery]  # per prompt sent, who it reached
-    seconds: float  # since the stream started
+    clock: Callable[[], float]  # the stream's: seconds since it started
     frames_received: int
-    network: dict[str, Any]  # the stalls' and the link's measurements
-    network_failed: bool  # the network ended it (service/rtc/stalls.failed_by_network)
+    stalls: StallWatch  # the video's stalls
+    link: LinkSample | None  # the link's last measurements
+    network_settings: NetworkSettings
     portrait: np.ndarray | None = None
     portrait_detail: dict[str, Any] | None = None
+
+    def network(self) -> dict[str, Any]:
+        """The stalls' and the link's measurements, up to now."""
+        return network_detail(self.stalls, self.clock(), self.link, self.script.restarts)
+
+    def network_failed(self) -> bool:
+        """Did the network end the session? Not when a challenge had failed before:
+        that verdict stands (service/rtc/stalls.py)."""
+        failed = self.script.finished and not self.script.passed
+        return not failed and failed_by_network(self.ended_by, self.frames_received,
+                                                self.link, self.network_settings)
 
 
 @dataclass
@@ -76,7 +97,7 @@ class StreamOutcome:
 
     decision: Decision | None = None
     error: ApiError | None = None
-    detail: dict[str, Any] | None = field(default=None)
+    detail: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -109,15 +130,16 @@ class StreamDecider:
 
     def decide(self, end: StreamEnd) -> StreamOutcome:
         """In a model worker thread."""
-        if end.network_failed:
+        if end.network_failed():
             error, detail = network_error({
                 "ended_by": end.ended_by, "challenges": end.script.to_json(),
-                "stream_seconds": round(end.seconds, 3), NETWORK: end.network})
+                "stream_seconds": round(end.clock(), 3), NETWORK: end.network()})
             return StreamOutcome(error=error, detail=detail)
         best_embedding = self._best_frame_embedding(end)
         evidence = end.engine.evidence() if end.engine is not None else NO_FRAMES
         ahead = judged_ahead(evidence.candidates)
-        seconds = max(end.seconds, 1e-6)
+        seconds = max(end.clock(), 1e-6)
+        network = end.network()  # measured at the end of the stream, not of the judging
         if evidence.with_face == 0 or evidence.best is None:
             decision = decide_without_face(evidence)
         else:
@@ -137,7 +159,7 @@ class StreamDecider:
             "analysed_fps": round(evidence.analysed / seconds, 2),
             "received_fps": round(end.frames_received / seconds, 2),
             "best_frames_judged_ahead": ahead,
-            NETWORK: end.network})
+            NETWORK: network})
         return StreamOutcome(decision)
 
     def _best_frame_embedding(self, end: StreamEnd) -> np.ndarray | None:

@@ -33,9 +33,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from service.errors import ApiError, InternalError, RateLimited
 from service.judging.compare import CompareSettings
@@ -55,13 +57,7 @@ from service.rtc.linkstats import LinkMonitor
 from service.rtc.outbox import Delivery
 from service.rtc.prejudge import PreJudge
 from service.rtc.session import Session, SessionSettings, SessionState
-from service.rtc.stalls import (
-    NETWORK,
-    LinkSample,
-    StallWatch,
-    failed_by_network,
-    network_detail,
-)
+from service.rtc.stalls import NETWORK, LinkSample, StallWatch
 from service.vision.faces import FaceSearchSettings
 from service.vision.landmarks import FaceLandmarker
 from service.vision.runtime import ModelRuntime
@@ -202,12 +198,12 @@ class StreamRun:
             if (ended := self._react(report)):
                 return ended
 
-    def _embed(self, sample: IdentitySample) -> Any:
+    def _embed(self, sample: IdentitySample) -> Coroutine[Any, Any, np.ndarray]:
         """An identity sample's embedding, a pool job admitted even when the pool is
         busy (a decision needs its identity samples)."""
         return self.runtime.run(self.runtime.embed, sample.image, sample.face, required=True)
 
-    def _judge(self, frame: BestFrame) -> Any:
+    def _judge(self, frame: BestFrame) -> Coroutine[Any, Any, object]:
         """A kept best frame judged ahead of the decision, a pool job of its own (the
         busy pool may refuse it)."""
         return self.runtime.run(judge_frame, self.runtime, frame, self.sections.faces,
@@ -307,16 +303,11 @@ class StreamRun:
 
     def _end(self) -> StreamEnd:
         """What the stream left for its decision."""
-        failed = self.script.finished and not self.script.passed  # that verdict stands
         return StreamEnd(
             ended_by=self.ended_by, engine=self.engine, script=self.script,
             challenged=bool(self.session.challenges), deliveries=self.deliveries,
-            seconds=self.now(), frames_received=self.frames_received,
-            network=network_detail(self.stalls, self.now(), self.link_sample,
-                                   self.script.restarts),
-            network_failed=not failed and failed_by_network(
-                self.ended_by, self.frames_received, self.link_sample,
-                self.settings.network),
+            clock=self.now, frames_received=self.frames_received, stalls=self.stalls,
+            link=self.link_sample, network_settings=self.settings.network,
             portrait=self.session.portrait, portrait_detail=self.session.portrait_detail)
 
     async def _finish(self) -> None:
