@@ -42,11 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def verdict(runtime: ModelRuntime, cfg: Config, data: bytes) -> dict:
     try:
-        d = analyse_video(runtime, data, cfg)
+        d = analyse_video(runtime, data, cfg.media, cfg.engine, cfg.faces, cfg.silent,
+                          cfg.video_policy)
     except ApiError as exc:
         return {"status": exc.status}
-    return {"status": "2000", "live": d.live, "blink": d.blinked, "mouth": d.mouth_moved,
-            "replaced": d.replaced, "reasons": d.reasons,
+    assert d.cues is not None  # a clip's decision
+    return {"status": "2000", "live": d.live, "blink": d.cues.blinked,
+            "mouth": d.cues.mouth_moved, "replaced": d.cues.replaced, "reasons": d.words,
             "min_cosine": d.detail["identity"]["min_cosine"]}
 
 

@@ -11,7 +11,8 @@ from aiohttp.web_protocol import RequestPayloadError
 from models.manifest import resolve_models
 from service.api.body_parser import BodyParser, add_body_parser
 from service.api.verify import VERIFY_API, VerifyApi, VerifySettings, verify
-from service.cluster.shared_state import open_shared_state
+from service.cluster.replica import default_public_url
+from service.cluster.shared_state import SharedState, open_shared_state
 from service.config import Config
 from service.errors import ApiError, InternalError, MalformedField, RequestTimeout, TooLarge
 from service.http.auth import Authenticator
@@ -20,11 +21,13 @@ from service.http.metrics import add_metrics_route, metrics_middleware
 from service.http.openapi import add_openapi_route
 from service.http.server import BodyTimeout, closing, error_response, http_error_response
 from service.http.web import add_web_routes
+from service.judging.decision import ReasonCode
 from service.ops.logs import echo_request_id, request_id_middleware
 from service.ops.metrics import METRICS, Metrics
 from service.ops.webhooks import WEBHOOKS, WebhookSender
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, SessionApi, SessionApiSettings, add_session_routes
+from service.rtc.runner import StreamSections
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
 
@@ -133,7 +136,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_openapi_route(app)
-    add_session_routes(app, SessionManager(config, shared),
+    add_session_routes(app, session_manager(config, shared),
                        SessionApi(_session_api_settings(config), state.auth, state.models))
     if config.web_dir.is_dir():
         add_web_routes(app, config.web_dir)
@@ -159,15 +162,29 @@ def _session_api_settings(config: Config) -> SessionApiSettings:
         cors_origin=config.cors_origin, media=config.media, faces=config.faces)
 
 
+def session_manager(config: Config, shared: SharedState | None = None) -> SessionManager:
+    """The streaming sessions' manager, handed its own sections of the config."""
+    sections = StreamSections(
+        sessions=config.sessions, engine=config.engine, work_side=config.media.work_side,
+        faces=config.faces, silent=config.silent, compare=config.compare,
+        policy=config.video_policy)
+    url = config.public_url or default_public_url(config.host, config.port)
+    return SessionManager(sections, config.replicas, url, config.ice_servers, config.turn,
+                          shared)
+
+
 def _add_operations(app: web.Application, config: Config) -> None:
     """Request ids, /metrics and webhooks (service/ops/logs.py, metrics.py, webhooks.py)."""
-    metrics, manager, auth = Metrics(), app[MANAGER], app[STATE].auth
+    metrics = Metrics(reason_codes=[code.value for code in ReasonCode])
+    manager, auth = app[MANAGER], app[STATE].auth
     add_metrics_route(app, metrics, config.metrics, auth)
     metrics.watch_sessions(active=manager.store.active_count,
                            peers=lambda: len(manager.peers))
     app[WEBHOOKS] = webhooks = WebhookSender(config.webhooks, auth.keys.get, metrics)
     manager.on_final.append(lambda s: metrics.session_final(
-        s.state.value, s.result, (s.decided_at or s.created_at) - s.created_at))
+        s.state.value, s.outcome.status if s.outcome is not None else None,
+        s.outcome.reason_codes() if s.outcome is not None else [],
+        (s.decided_at or s.created_at) - s.created_at))
     manager.on_final.append(lambda s: webhooks.session_final(s.id, s.result))
     app.on_response_prepare.append(echo_request_id)
 

@@ -8,7 +8,8 @@ import random
 
 import numpy as np
 
-from service.judging.decision import VideoDecisionSettings, decide
+from service.api.envelope import liveness_items
+from service.judging.decision import Challenges, VideoDecisionSettings, decide
 from service.liveness.engine import ClipEvidence, CueEvent
 from service.liveness.replacement import IdentityTrack, ReplacementSettings
 from service.liveness.turns import TurnDetector
@@ -203,16 +204,16 @@ class Pad:
 def test_policy_live_needs_an_active_cue_and_a_live_best_frame():
     policy = VideoDecisionSettings()
     live = decide(evidence(["blink"]), Pad(0.97), "", policy)
-    assert live.live and live.value == 97.0 and live.blinked and not live.mouth_moved
+    assert live.live and live.value == 97.0 and live.cues.blinked and not live.cues.mouth_moved
     no_cue = decide(evidence([]), Pad(0.97), "", policy)
-    assert not no_cue.live and no_cue.value < 50 and "no blink or mouth movement" in no_cue.reasons
+    assert not no_cue.live and no_cue.value < 50 and "no blink or mouth movement" in no_cue.words
     attack = decide(evidence(["blink", "mouth", "mouth"]), Pad(0.2), "", policy)
-    assert not attack.live and attack.mouth_moved
+    assert not attack.live and attack.cues.mouth_moved
 
 
 def test_policy_replacement_poor_tracking_and_unjudged_best_frame_are_not_live():
     policy = VideoDecisionSettings()
-    assert decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).replaced
+    assert decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).cues.replaced
     assert not decide(evidence(["blink", "replacement"]), Pad(0.99), "", policy).live
     assert not decide(evidence(["blink"], tracked=20), Pad(0.99), "", policy).live
     unjudged = decide(evidence(["blink"]), None, "image too blurred", policy)
@@ -224,20 +225,20 @@ def test_policy_live_needs_the_identity_checked_at_least_twice():
     assert decide(evidence(["blink"], samples=2), Pad(0.97), "", policy).live
     for samples in (0, 1):
         once = decide(evidence(["blink"], samples=samples), Pad(0.97), "", policy)
-        assert not once.live and "identity checked fewer than 2 times" in once.reasons
-    streamed = decide(evidence([], samples=1), Pad(0.97), "", policy, challenges_met=True)
+        assert not once.live and "identity checked fewer than 2 times" in once.words
+    streamed = decide(evidence([], samples=1), Pad(0.97), "", policy, Challenges.MET)
     assert not streamed.live
 
 
 def test_policy_in_a_stream_uses_the_challenges():
     policy = VideoDecisionSettings()
-    assert decide(evidence([]), Pad(0.9), "", policy, challenges_met=True).live
-    failed = decide(evidence(["blink"]), Pad(0.9), "", policy, challenges_met=False)
-    assert not failed.live and "challenges not met" in failed.reasons
+    assert decide(evidence([]), Pad(0.9), "", policy, Challenges.MET).live
+    failed = decide(evidence(["blink"]), Pad(0.9), "", policy, Challenges.NOT_MET)
+    assert not failed.live and "challenges not met" in failed.words
 
 
 def test_veritems_have_the_vendor_order_and_strings():
-    items = decide(evidence(["blink"]), Pad(0.876), "", VideoDecisionSettings()).veritems()
+    items = liveness_items(decide(evidence(["blink"]), Pad(0.876), "", VideoDecisionSettings()))
     assert [(i["desc"], i["content"]) for i in items] == [
         ("Decision value", "87.6"), ("Live or not", "Living body"),
         ("Whether there is a replacement", "no"), ("Whether there is blinking", "yes"),

@@ -16,7 +16,16 @@ import pytest_asyncio
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.ops.metrics import STAGES, Metrics, reason_slug
+from service.judging.decision import (
+    CHALLENGES_NOT_DELIVERED,
+    CHALLENGES_NOT_MET,
+    NO_VIDEO,
+    PRESENTATION_ATTACK,
+    REPLACED,
+    Reason,
+    ReasonCode,
+)
+from service.ops.metrics import STAGES, Metrics
 from service.rtc.routes import MANAGER
 from testing.client import VerifyClient, signed_fields
 from testing.rtc_client import ClipTrack, WhipClient, create_session
@@ -98,9 +107,11 @@ def test_the_session_is_counted_with_its_outcome_and_timings(observed):
     live = seen["result"]["infoList"][0]["veritem"][1]["content"] == "Living body"
     assert value(samples, "service_sessions_total",
                  outcome="live" if live else "not_live") == 1
-    for reason in seen["result"]["detail"]["reasons"]:
-        assert value(samples, "service_session_failure_reasons_total",
-                     reason=reason_slug(reason)) == 1
+    # each reason counted once, by its code
+    counted = {dict(labels)["reason"]: n for (name, labels), n in samples.items()
+               if name == "service_session_failure_reasons_total" and n}
+    assert sum(counted.values()) == len(seen["result"]["detail"]["reasons"])
+    assert set(counted) <= {code.value for code in ReasonCode}
     assert value(samples, "service_session_decision_seconds_count") == 1
     assert value(samples, "service_session_duration_seconds_count") == 1
     analysed = value(samples, "service_stream_frames_total", outcome="analysed")
@@ -179,28 +190,33 @@ async def test_openmetrics_is_served_when_asked_for(http, base_url):
     assert status == 200 and text.rstrip().endswith("# EOF")
 
 
-@pytest.mark.parametrize("reason, slug", [
-    ("face tracked in only 42% of frames", "face_not_tracked"),
-    ("the face was replaced by another", "replaced"),
-    ("identity checked fewer than 2 times", "identity_unchecked"),
-    ("challenges not met", "challenges_not_met"),
-    ("challenges not delivered", "challenges_not_delivered"),
-    ("silent liveness could not judge the best frame (face too small)",
-     "best_frame_unjudged"),
-    ("silent liveness: presentation attack suspected", "presentation_attack"),
-    ("no video received", "no_video"),
-    ("something new", "other"),
+@pytest.mark.parametrize("reason, words, slug", [
+    (Reason.face_not_tracked(0.42), "face tracked in only 42% of frames", "face_not_tracked"),
+    (REPLACED, "the face was replaced by another", "replaced"),
+    (Reason.identity_unchecked(2), "identity checked fewer than 2 times", "identity_unchecked"),
+    (CHALLENGES_NOT_MET, "challenges not met", "challenges_not_met"),
+    (CHALLENGES_NOT_DELIVERED, "challenges not delivered", "challenges_not_delivered"),
+    (Reason.best_frame_unjudged("face too small"),
+     "silent liveness could not judge the best frame (face too small)", "best_frame_unjudged"),
+    (PRESENTATION_ATTACK, "silent liveness: presentation attack suspected",
+     "presentation_attack"),
+    (NO_VIDEO, "no video received", "no_video"),
 ])
-def test_reasons_become_a_fixed_set_of_label_values(reason, slug):
-    assert reason_slug(reason) == slug
+def test_reasons_are_counted_by_a_fixed_set_of_label_values(reason, words, slug):
+    assert (reason.words, reason.code.value) == (words, slug)
+    metrics = Metrics(reason_codes=[code.value for code in ReasonCode])
+    metrics.session_final("decided", "2000", [reason.code, "something new"], 3.0)
+    samples = parse(metrics.exposition(None)[0].decode())
+    assert value(samples, "service_session_failure_reasons_total", reason=slug) == 1
+    assert value(samples, "service_session_failure_reasons_total", reason="other") == 1
 
 
 def test_session_outcomes_of_errors_expiry_and_ending():
     metrics = Metrics()
-    metrics.session_final("decided", {"messageString": {"status": "5000"}}, 3.0)
-    metrics.session_final("decided", {"messageString": {"status": "nonsense"}}, 3.0)
-    metrics.session_final("expired", None, None)
-    metrics.session_final("ended", None, None)
+    metrics.session_final("decided", "5000", [], 3.0)
+    metrics.session_final("decided", "nonsense", [], 3.0)
+    metrics.session_final("expired", None, [], None)
+    metrics.session_final("ended", None, [], None)
     samples = parse(metrics.exposition(None)[0].decode())
     assert value(samples, "service_sessions_total", outcome="error") == 2
     assert value(samples, "service_session_failure_reasons_total", reason="status_5000") == 1

@@ -31,8 +31,8 @@ from aioice import turn as aioice_turn
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 from conftest import KEY, SECRET, data_bytes, make_config, start_server, status_of
 
+from service.app import session_manager
 from service.config import load_config
-from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer, parse_ice_server, parse_ice_servers
 from service.rtc.routes import MANAGER
 from service.rtc.turn import TurnSettings, for_session, rest_credentials
@@ -81,13 +81,13 @@ def test_malformed_ice_server_is_refused_without_echoing_it(entry):
 
 def test_malformed_ice_server_stops_the_session_manager_from_starting():
     with pytest.raises(ValueError, match="ice_servers"):
-        SessionManager(make_config(ice_servers=("turn:nopassword@127.0.0.1:3478",)))
+        session_manager(make_config(ice_servers=("turn:nopassword@127.0.0.1:3478",)))
 
 
 def test_a_turn_server_without_credentials_needs_the_shared_secret():
     with pytest.raises(ValueError, match="turn.secret"):
-        SessionManager(make_config(ice_servers=("turn:127.0.0.1:3478",)))
-    SessionManager(make_config(ice_servers=("turn:127.0.0.1:3478",),
+        session_manager(make_config(ice_servers=("turn:127.0.0.1:3478",)))
+    session_manager(make_config(ice_servers=("turn:127.0.0.1:3478",),
                                turn__secret=TURN_SECRET))  # starts
 
 

@@ -10,17 +10,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from service.api.envelope import Payload, face_comparison_items, success
+from service.api.envelope import SUCCESS, Payload, comparison_answer, liveness_answer
 from service.api.forms import FormSettings
 from service.api.request import AUTH_FIELDS, Authenticate, VerifyRequest, read_request
 from service.errors import UnknownType
-from service.judging.compare import CompareSettings, match_score, prepare_face
-from service.judging.decision import VideoDecisionSettings
+from service.judging.compare import CompareSettings, prepare_face
+from service.judging.decision import VideoDecisionSettings, compare, decide_image
 from service.judging.silent import SilentSettings, judge_image
 from service.judging.video import analyse_video
 from service.liveness.engine import EngineSettings
 from service.media.uploads import MediaKind, MediaSettings, sniff
-from service.ops.metrics import TYPE_ID
+from service.ops.metrics import ENVELOPE_STATUS, TYPE_ID
 from service.vision.embedding import cosine
 from service.vision.faces import FaceSearchSettings
 from service.vision.runtime import ModelRuntime, RuntimeSlot
@@ -75,19 +75,18 @@ async def face_comparison(state: VerifyApi, req: VerifyRequest) -> Payload:
     second = req.media_bytes("img2")
     started = time.perf_counter()
     a, b = await asyncio.gather(
-        state.runtime.run(prepare_face, state.runtime, first[1], cfg, "img1"),
-        state.runtime.run(prepare_face, state.runtime, second[1], cfg, "img2"),
+        state.runtime.run(prepare_face, state.runtime, first[1], cfg.media, cfg.faces, "img1"),
+        state.runtime.run(prepare_face, state.runtime, second[1], cfg.media, cfg.faces,
+                          "img2"),
     )
-    similarity = cosine(a.embedding, b.embedding)
-    same, score = match_score(similarity, cfg)
+    comparison = compare(cosine(a.embedding, b.embedding), cfg.compare)
     detail = {
         "img1": a.detail(),
         "img2": b.detail(),
-        "similarity": round(similarity, 4),
-        "threshold": round(cfg.compare.threshold, 4),
+        **comparison.to_json(),
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
-    return success(face_comparison_items(same, score), detail)
+    return comparison_answer(comparison, detail)
 
 
 async def liveness(state: VerifyApi, req: VerifyRequest) -> Payload:
@@ -98,14 +97,14 @@ async def liveness(state: VerifyApi, req: VerifyRequest) -> Payload:
     started = time.perf_counter()
     if kind is MediaKind.VIDEO:
         # an uploaded clip takes seconds (until one has been timed, assume a few)
-        decision = await state.runtime.run(analyse_video, state.runtime, data, cfg,
-                                           first_guess_s=VIDEO_FIRST_GUESS_S)
-        items, detail = decision.veritems(), decision.detail
+        decision = await state.runtime.run(
+            analyse_video, state.runtime, data, cfg.media, cfg.engine, cfg.faces, cfg.silent,
+            cfg.video_policy, first_guess_s=VIDEO_FIRST_GUESS_S)
     else:
-        judgement = await state.runtime.run(judge_image, state.runtime, data, cfg)
-        items, detail = judgement.veritems(), judgement.detail()
-    detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return success(items, detail)
+        decision = decide_image(await state.runtime.run(
+            judge_image, state.runtime, data, cfg.media, cfg.faces, cfg.silent))
+    decision.detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return liveness_answer(decision)
 
 
 TYPE_HANDLERS: dict[int, TypeHandler] = {
@@ -129,7 +128,9 @@ async def verify(request: web.Request) -> web.Response:
     await state.models.wait_ready()
     payload = await handler(state, req)
     _log_answer(req.type_id(), payload)
-    return web.json_response(payload)
+    response = web.json_response(payload)
+    response[ENVELOPE_STATUS] = SUCCESS  # counted by the metrics middleware
+    return response
 
 
 def _log_answer(type_id: int, payload: Payload) -> None:

@@ -45,6 +45,7 @@ from service.errors import (
     UnsupportedMediaType,
 )
 from service.http.forwarded import is_trusted
+from service.ops.metrics import ENVELOPE_STATUS
 
 log = logging.getLogger("service.http")
 
@@ -96,8 +97,10 @@ CLIENT_ERRORS = (HttpProcessingError, RequestPayloadError, BodyTimeout, Connecti
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(failure(error.status, error.value), status=error.http_status,
-                             headers=headers)
+    response = web.json_response(failure(error.status, error.value),
+                                 status=error.http_status, headers=headers)
+    response[ENVELOPE_STATUS] = error.status  # counted by the metrics middleware
+    return response
 
 
 def closing(response: web.Response) -> web.Response:

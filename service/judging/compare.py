@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.errors import LowQuality
-from service.media.uploads import decode_image
+from service.media.uploads import MediaSettings, decode_image
 from service.vision.detection import Detection
-from service.vision.faces import FaceSearch, find_faces
+from service.vision.faces import FaceSearch, FaceSearchSettings, find_faces
 from service.vision.runtime import ModelRuntime
-
-if TYPE_CHECKING:  # the config is built from the parameter classes of modules like this
-    from service.config import Config
 
 
 @dataclass(frozen=True)
@@ -59,33 +55,41 @@ class FaceForComparison:
         }
 
 
-def main_face(search: FaceSearch, cfg: Config, label: str) -> Detection:
+def main_face(search: FaceSearch, faces: FaceSearchSettings, label: str) -> Detection:
     """The largest confirmed face; refuse when the choice is ambiguous or too small."""
-    face = search.one_person(cfg.faces.ambiguous_face_ratio, label)
-    if face.eye_distance * 2.5 < cfg.faces.compare_min_face_px:
+    face = search.one_person(faces.ambiguous_face_ratio, label)
+    if face.eye_distance * 2.5 < faces.compare_min_face_px:
         raise LowQuality(f"the face in {label} is too small to compare")
     return face
 
 
-def prepare_face(runtime: ModelRuntime, data: bytes, cfg: Config, label: str) -> FaceForComparison:
+def prepare_face(runtime: ModelRuntime, data: bytes, media: MediaSettings,
+                 faces: FaceSearchSettings, label: str) -> FaceForComparison:
     """Decode, find and embed the main face (runs in a model worker thread)."""
     metrics = runtime.metrics
     with metrics.timed("decode"):
-        decoded = decode_image(runtime.decoders, data, cfg.media)
+        decoded = decode_image(runtime.decoders, data, media)
     image = decoded.image
     with metrics.timed("detection"):
-        search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
-    face = main_face(search, cfg, label)
+        search = find_faces(runtime.detector(), runtime.presence(), image, faces)
+    face = main_face(search, faces, label)
     with metrics.timed("comparison"):
         embedding = runtime.embedder()(image, face)
     return FaceForComparison(face, search, embedding, decoded.original_size, decoded.scale)
 
 
-def match_score(cosine: float, cfg: Config) -> tuple[bool, int]:
+def match_score(cosine: float, params: CompareSettings) -> tuple[bool, int]:
     """(same person?, 0-100 score) with the rounded score on the same side of 50."""
-    params = cfg.compare
     same = cosine >= params.threshold
     z = params.slope * cosine + params.intercept
     score = 100.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
     rounded = int(round(score))
     return same, max(50, rounded) if same else min(49, rounded)
+
+
+def portrait_embedding(runtime: ModelRuntime, data: bytes, media: MediaSettings,
+                       faces: FaceSearchSettings) -> tuple[np.ndarray, dict[str, object]]:
+    """A session's ID portrait: its main face's embedding and detail (the image itself
+    is not kept)."""
+    prepared = prepare_face(runtime, data, media, faces, "the portrait")
+    return prepared.embedding, prepared.detail()

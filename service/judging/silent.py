@@ -8,20 +8,15 @@ the face cannot be judged) -> presentation-attack model on the main face. The sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.api.envelope import veritem
 from service.errors import LowQuality
-from service.media.uploads import decode_image
+from service.media.uploads import MediaSettings, decode_image
 from service.vision.detection import Detection
-from service.vision.faces import find_faces
+from service.vision.faces import FaceSearchSettings, find_faces
 from service.vision.quality import FaceQuality, QualitySettings, measure_quality
 from service.vision.runtime import ModelRuntime
-
-if TYPE_CHECKING:  # the config is built from the parameter classes of modules like this
-    from service.config import Config
 
 
 @dataclass(frozen=True)
@@ -50,10 +45,6 @@ class LivenessJudgement:
         value = int(round(self.live_probability * 100))
         return max(50, value) if self.live else min(49, value)
 
-    def veritems(self) -> list[dict[str, object]]:
-        return [veritem("Living body" if self.live else "Non-living body"),
-                veritem(f"Decision value:{self.score}")]
-
     def detail(self) -> dict[str, object]:
         return {"face_used": self.face.to_json(), "faces_seen": self.faces_seen,
                 "live_probability": round(self.live_probability, 4),
@@ -62,22 +53,23 @@ class LivenessJudgement:
 
 
 def judge_face(runtime: ModelRuntime, image: np.ndarray, face: Detection, faces_seen: int,
-               cfg: Config) -> LivenessJudgement:
+               silent: SilentSettings) -> LivenessJudgement:
     quality = measure_quality(image, face)
-    problems = quality.problems(cfg.silent.quality)
+    problems = quality.problems(silent.quality)
     if problems:
         raise LowQuality("cannot judge liveness: " + ", ".join(problems))
     with runtime.metrics.timed("silent_liveness"):
         pad = runtime.pad()(image, face.box)
-    return LivenessJudgement(pad.live_probability >= cfg.silent.threshold, pad.live_probability,
+    return LivenessJudgement(pad.live_probability >= silent.threshold, pad.live_probability,
                              face, quality, faces_seen, pad.per_model)
 
 
-def judge_image(runtime: ModelRuntime, data: bytes, cfg: Config) -> LivenessJudgement:
+def judge_image(runtime: ModelRuntime, data: bytes, media: MediaSettings,
+                faces: FaceSearchSettings, silent: SilentSettings) -> LivenessJudgement:
     """Runs in a model worker thread."""
     with runtime.metrics.timed("decode"):
-        image = decode_image(runtime.decoders, data, cfg.media).image
+        image = decode_image(runtime.decoders, data, media).image
     with runtime.metrics.timed("detection"):
-        search = find_faces(runtime.detector(), runtime.presence(), image, cfg.faces)
-    face = search.one_person(cfg.faces.ambiguous_face_ratio, "the image")
-    return judge_face(runtime, image, face, len(search.faces), cfg)
+        search = find_faces(runtime.detector(), runtime.presence(), image, faces)
+    face = search.one_person(faces.ambiguous_face_ratio, "the image")
+    return judge_face(runtime, image, face, len(search.faces), silent)

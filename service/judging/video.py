@@ -2,8 +2,9 @@
 
 decode (PyAV, sampled at the analysis rate) -> LivenessEngine (landmarks, cues) ->
 clip checks (4003 no usable face, 4004 two competing faces throughout) -> silent
-liveness on the best frame -> fused decision. The streaming path (service.rtc) uses the
-same engine and the same `judge_best_frame` and `decide`.
+liveness on the best frames -> the decision (service.judging.decision). The streaming
+path (service.rtc) uses the same engine, the same `judge_frame` / `judge_best_frame`
+and the same `decide`.
 """
 
 from __future__ import annotations
@@ -11,29 +12,29 @@ from __future__ import annotations
 import hashlib
 import random
 
-from service.config import Config
 from service.errors import ApiError, NoFace, SeveralFaces
-from service.judging.decision import VideoDecision, decide
-from service.judging.silent import LivenessJudgement, judge_face
+from service.judging.decision import Decision, VideoDecisionSettings, decide
+from service.judging.silent import LivenessJudgement, SilentSettings, judge_face
 from service.liveness.best_frame import BestFrame
-from service.liveness.engine import ClipEvidence, LivenessEngine, as_detection
-from service.media.uploads import decode_video
+from service.liveness.engine import ClipEvidence, EngineSettings, LivenessEngine, as_detection
+from service.media.uploads import MediaSettings, decode_video
 from service.vision.detection import Detection
-from service.vision.faces import refine
+from service.vision.faces import FaceSearchSettings, refine
 from service.vision.runtime import ModelRuntime
 
 
-def check_clip(evidence: ClipEvidence, cfg: Config) -> None:
+def check_clip(evidence: ClipEvidence, policy: VideoDecisionSettings) -> None:
     """Refuse clips that cannot be judged at all (as opposed to judged not live)."""
     if evidence.with_face == 0:
         raise NoFace("no face in the video")
-    if evidence.competing >= cfg.video_policy.competing_fraction * evidence.with_face:
+    if evidence.competing >= policy.competing_fraction * evidence.with_face:
         raise SeveralFaces("two faces compete for the whole video; one person at a time")
     if evidence.best is None:  # faces seen, but only ever next to a competing one
         raise SeveralFaces("no frame shows one face on its own")
 
 
-def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detection:
+def frame_face(runtime: ModelRuntime, frame: BestFrame, faces: FaceSearchSettings
+               ) -> Detection:
     """A kept frame's face as the image detector sees it (YuNet box and landmarks: what
     the PAD models were calibrated with and what the embedder aligns by); the
     landmark-derived face if YuNet misses it. Looked up once per frame.
@@ -45,33 +46,33 @@ def frame_face(runtime: ModelRuntime, frame: BestFrame, cfg: Config) -> Detectio
     if frame.face is None:
         landmark_face = as_detection(frame.landmarks)
         with runtime.metrics.timed("detection"):
-            refined = refine(runtime.detector(), frame.image, landmark_face, cfg.faces)
+            refined = refine(runtime.detector(), frame.image, landmark_face, faces)
         frame.face = refined.face if refined is not None else landmark_face
     return frame.face
 
 
-def judge_frame(runtime: ModelRuntime, frame: BestFrame, cfg: Config
-                ) -> tuple[LivenessJudgement | None, str]:
+def judge_frame(runtime: ModelRuntime, frame: BestFrame, faces: FaceSearchSettings,
+                silent: SilentSettings) -> tuple[LivenessJudgement | None, str]:
     """Silent liveness on one kept frame, made once and kept on the frame: (the
     judgement, "") or (None, why it cannot be judged: a quality gate)."""
     if frame.judged is None:
         try:
             frame.judged = (judge_face(runtime, frame.image,
-                                       frame_face(runtime, frame, cfg), 1, cfg), "")
+                                       frame_face(runtime, frame, faces), 1, silent), "")
         except ApiError as exc:  # quality gates: "cannot tell", which is not "live"
             frame.judged = (None, exc.value)
     return frame.judged
 
 
-def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, cfg: Config
-                     ) -> tuple[LivenessJudgement | None, str]:
+def judge_best_frame(runtime: ModelRuntime, evidence: ClipEvidence, faces: FaceSearchSettings,
+                     silent: SilentSettings) -> tuple[LivenessJudgement | None, str]:
     """Silent liveness on the best frames: the judgement with the median live
     probability among the kept frames that pass the quality gates; (None, reason) when
     none does. Frames judged ahead (a stream's) are not judged again."""
     judged: list[LivenessJudgement] = []
     problem = ""
     for frame in evidence.candidates or ([evidence.best] if evidence.best else []):
-        judgement, why = judge_frame(runtime, frame, cfg)
+        judgement, why = judge_frame(runtime, frame, faces, silent)
         if judgement is not None:
             judged.append(judgement)
         else:
@@ -95,20 +96,22 @@ def content_rng(data: bytes) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(data).digest()[:16], "big"))
 
 
-def analyse_video(runtime: ModelRuntime, data: bytes, cfg: Config) -> VideoDecision:
+def analyse_video(runtime: ModelRuntime, data: bytes, media: MediaSettings,
+                  engine_settings: EngineSettings, faces: FaceSearchSettings,
+                  silent: SilentSettings, policy: VideoDecisionSettings) -> Decision:
     """Runs in a model worker thread; the landmarker is this clip's own. Every random
     choice is seeded by the clip's bytes (`content_rng`): the same upload, the same
     answer."""
     landmarker = runtime.landmarkers.acquire()
-    engine = LivenessEngine(landmarker, runtime.embed, cfg.engine, rng=content_rng(data))
+    engine = LivenessEngine(landmarker, runtime.embed, engine_settings, rng=content_rng(data))
     try:
-        frames = decode_video(runtime.decoders, data, cfg.media)
+        frames = decode_video(runtime.decoders, data, media)
         for frame in runtime.metrics.timed_iter("decode", frames):
             engine.feed(frame)
         evidence = engine.evidence()
-        check_clip(evidence, cfg)
-        pad, problem = judge_best_frame(runtime, evidence, cfg)
-        return decide(evidence, pad, problem, cfg.video_policy)
+        check_clip(evidence, policy)
+        pad, problem = judge_best_frame(runtime, evidence, faces, silent)
+        return decide(evidence, pad, problem, policy)
     finally:
         engine.forget()
         runtime.landmarkers.release(landmarker)

@@ -3,7 +3,7 @@
 Why a registry per app, not prometheus_client's global one: the tests build many apps in
 one process, and each app's /metrics must show its own counts. Why no user, key or
 session labels: every label value comes from a small fixed set (route templates,
-typeIds, envelope statuses, stage names, reason slugs), so the number of series stays
+typeIds, envelope statuses, stage names, reason codes), so the number of series stays
 bounded whatever clients send, and a scrape says nothing about who was verified.
 
 Instrumented code calls one method at its edge (`observe_stage`, `timed`, `session_final`
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import (
@@ -56,22 +56,12 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 ENVELOPE_STATUSES = frozenset(
     {"2000", "2020"} | {cls.status for cls in vars(errors).values()
                         if isinstance(cls, type) and issubclass(cls, errors.ApiError)})
-# A decision's reasons (service/judging/decision.py, service/rtc/runner.py) are text
-# with numbers in it; as label values they are these slugs, by prefix.
-REASON_SLUGS = (
-    ("face tracked in only", "face_not_tracked"),
-    ("the face was replaced", "replaced"),
-    ("identity checked fewer", "identity_unchecked"),
-    ("challenges not met", "challenges_not_met"),
-    ("challenges not delivered", "challenges_not_delivered"),
-    ("no blink or mouth movement", "no_active_cue"),
-    ("silent liveness could not judge", "best_frame_unjudged"),
-    ("silent liveness: presentation attack", "presentation_attack"),
-    ("no video received", "no_video"),
-    ("no face seen", "no_face"),
-)
 # A verify request's typeId as sent, set by its handler (service/api/verify.py).
 TYPE_ID = web.RequestKey("type_id", str)
+# The messageString status of the envelope a response carries, set where the envelope
+# is built (the verify handler, service.http.server.error_response): counted without
+# reading the body back.
+ENVELOPE_STATUS = web.ResponseKey("envelope_status", str)
 
 # Stages take 1 ms (landmarks) to seconds (decoding a clip); requests and sessions longer.
 _STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -79,10 +69,6 @@ _REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 _DECISION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SESSION_BUCKETS = (2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _FPS_BUCKETS = (1.0, 2.0, 4.0, 6.0, 8.0, 9.0, 10.0, 12.0, 15.0, 20.0, 30.0)
-
-
-def reason_slug(reason: str) -> str:
-    return next((slug for prefix, slug in REASON_SLUGS if reason.startswith(prefix)), "other")
 
 
 def type_id_label(raw: str | None) -> str:
@@ -103,7 +89,11 @@ def _versions() -> dict[str, str]:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, reason_codes: Iterable[str] = ()) -> None:
+        """`reason_codes`: every code a decision's reason may carry
+        (service.judging.decision.ReasonCode, handed over by service.app), the label
+        values of the failure reasons; any other counts as "other"."""
+        self.reason_codes = frozenset(reason_codes)
         self.registry = r = CollectorRegistry()
         Info("service_build", "Versions of the service and its main libraries",
              registry=r).info(_versions())
@@ -156,7 +146,7 @@ class Metrics:
         for counter, values in (
                 (self.stream_frames, ("received", "analysed", "dropped")),
                 (self.sessions, ("live", "not_live", "error", "expired", "ended")),
-                (self.session_failures, tuple(slug for _, slug in REASON_SLUGS)),
+                (self.session_failures, tuple(sorted(self.reason_codes))),
                 (self.webhook_deliveries, ("delivered", "failed", "cancelled")),
                 (self.webhook_attempts, ("2xx", "non_2xx", "timeout", "error"))):
             for label in values:
@@ -234,22 +224,24 @@ class Metrics:
         if analysed and seconds > 0:
             self.stream_fps.observe(analysed / seconds)
 
-    def session_final(self, state: str, result: dict[str, Any] | None,
+    def session_final(self, state: str, status: str | None, reasons: Iterable[str],
                       seconds: float | None) -> None:
-        """A session reached a final state (decided with `result`, expired or ended)."""
-        if result is None:
+        """A session reached a final state: decided with an answer of envelope `status`
+        (2000: a decision, live when it has no `reasons`, their codes), expired or ended
+        (`status` None: no answer)."""
+        if status is None:
             self.sessions.labels(state).inc()
             return
-        status = str(result.get("messageString", {}).get("status", ""))
         if status != "2000":
             self.sessions.labels("error").inc()
             self.session_failures.labels(
                 f"status_{status}" if status in ENVELOPE_STATUSES else "other").inc()
         else:
-            reasons = result.get("detail", {}).get("reasons", [])
-            self.sessions.labels("not_live" if reasons else "live").inc()
-            for reason in reasons:
-                self.session_failures.labels(reason_slug(str(reason))).inc()
+            codes = list(reasons)
+            self.sessions.labels("not_live" if codes else "live").inc()
+            for code in codes:
+                self.session_failures.labels(
+                    code if code in self.reason_codes else "other").inc()
         if seconds is not None:
             self.session_seconds.observe(seconds)
 

@@ -17,18 +17,18 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from service.cluster.replica import Replica, default_public_url
-from service.cluster.shared_state import MemoryState, SharedState
-from service.config import Config
+from service.cluster.replica import Replica
+from service.cluster.shared_state import MemoryState, ReplicaSettings, SharedState
 from service.errors import SessionConflict, SessionExpired, StateStoreUnavailable
 from service.rtc import peer as peers
 from service.rtc import turn
 from service.rtc.directory import Directory
 from service.rtc.intake import LatestFrame
 from service.rtc.linkstats import LinkMonitor, keyframe_watch
-from service.rtc.runner import StreamRun
+from service.rtc.runner import StreamRun, StreamSections
 from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionState, SessionStore
+from service.rtc.turn import TurnSettings
 from service.vision.runtime import ModelRuntime
 
 log = logging.getLogger("service.rtc")
@@ -39,16 +39,22 @@ HANG_UP_DELAY_S = 1.0
 
 
 class SessionManager:
-    def __init__(self, cfg: Config, shared: SharedState | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, sections: StreamSections, replicas: ReplicaSettings, url: str,
+                 ice_servers: tuple[str, ...], turn_settings: TurnSettings,
+                 shared: SharedState | None = None) -> None:
+        """Its own sections, handed over by service.app: the streams' (`sections`), the
+        replicas', this replica's external base `url`, the STUN/TURN servers and TURN
+        credentials' settings."""
+        self.sections = sections
+        self.sessions = sessions = sections.sessions
+        self.replicas = replicas
+        self.turn_settings = turn_settings
         self.shared: SharedState = MemoryState() if shared is None else shared
-        replicas = cfg.replicas
         self.store = SessionStore(
-            max_active=replicas.capacity or cfg.sessions.max_active,
-            result_retention_s=cfg.sessions.result_retention_s, events=cfg.sessions.events)
+            max_active=replicas.capacity or sessions.max_active,
+            result_retention_s=sessions.result_retention_s, events=sessions.events)
         self.replica = Replica(
-            self.shared, url=(cfg.public_url or default_public_url(cfg.host, cfg.port)
-                              ).rstrip("/"),
+            self.shared, url=url.rstrip("/"),
             capacity=self.store.max_active, secret=replicas.secret,
             heartbeat_interval_s=replicas.heartbeat_interval_s,
             heartbeat_ttl_s=replicas.heartbeat_ttl_s,
@@ -58,14 +64,14 @@ class SessionManager:
         self.directory: Directory | None = None
         if self.replica.clustered:
             self.directory = Directory(self.shared, self.replica.id, self.replica.url,
-                                       cfg.sessions.result_retention_s,
+                                       sessions.result_retention_s,
                                        lambda: list(self.store.sessions.values()))
             self.store.on_change = self._changed
             self.replica.on_store_lost = self.directory.republish
         self.peers: dict[str, peers.Peer] = {}
         # parsed once: a malformed entry stops the start instead of failing each session
-        self.ice_servers = peers.parse_ice_servers(cfg.ice_servers)
-        turn.check(self.ice_servers, cfg.turn)
+        self.ice_servers = peers.parse_ice_servers(ice_servers)
+        turn.check(self.ice_servers, turn_settings)
         self.runtime: ModelRuntime | None = None
         self._janitor: asyncio.Task | None = None
         self._hang_ups: set[asyncio.Task] = set()  # decided peers closing after the result
@@ -83,7 +89,7 @@ class SessionManager:
     def ice_servers_for(self, session: Session) -> tuple[peers.IceServer, ...]:
         """The STUN/TURN servers of one session, its TURN credentials expiring with it
         (service/rtc/turn.py): handed to the client and used by our own peer."""
-        return turn.for_session(self.ice_servers, self.cfg.turn, session.id,
+        return turn.for_session(self.ice_servers, self.turn_settings, session.id,
                                 session.expires_at)
 
     def _changed(self, session: Session) -> None:
@@ -121,7 +127,7 @@ class SessionManager:
     async def drain(self) -> None:
         """SIGTERM: no new sessions; running ones finish (up to the grace period)."""
         flush = self.directory.flush if self.directory is not None else _nothing
-        await self.replica.drain(self.cfg.replicas.drain_grace_s, flush)
+        await self.replica.drain(self.replicas.drain_grace_s, flush)
 
     async def connect(self, session: Session, offer_sdp: str) -> str:
         """Answer the session's one and only offer."""
@@ -134,13 +140,13 @@ class SessionManager:
         def on_video(track: MediaStreamTrack, peer: peers.Peer) -> None:
             receiver = next(r for r in peer.pc.getReceivers() if r.track is track)
             link = LinkMonitor(peer.pc, receiver)
-            run = StreamRun(session, runtime, self.cfg, self._decided, self.publish_final,
+            run = StreamRun(session, runtime, self.sections, self._decided, self.publish_final,
                             link, channel_offered="\nm=application " in offer_sdp)
             intake = LatestFrame(track)
             peer.tasks.append(asyncio.create_task(run.run(intake, peer.gone), name="analysis"))
             peer.tasks.append(asyncio.create_task(link.watch(), name="link"))
             peer.tasks.append(asyncio.create_task(keyframe_watch(
-                receiver, link, lambda: intake.last_arrival, self.cfg.sessions.network),
+                receiver, link, lambda: intake.last_arrival, self.sessions.network),
                 name="keyframes"))
 
         peer, answer = await peers.answer(offer_sdp, self.ice_servers_for(session), on_video,
@@ -224,7 +230,7 @@ class SessionManager:
         if self._janitor is not None:
             self._janitor.cancel()
         if self.directory is not None:
-            await self.directory.close(self.cfg.replicas.store_timeout_s * 2)
+            await self.directory.close(self.replicas.store_timeout_s * 2)
         await self.replica.close()
         for peer in list(self.peers.values()):
             await peer.close()

@@ -38,6 +38,7 @@ from service.errors import (
     StateStoreUnavailable,
     UnsupportedMediaType,
 )
+from service.judging.compare import portrait_embedding
 from service.liveness.challenges.sets import parse_challenges
 from service.media.uploads import MediaSettings
 from service.ops.logs import bind_session
@@ -45,7 +46,6 @@ from service.ops.webhooks import WEBHOOKS
 from service.rtc import remote
 from service.rtc.manager import SessionManager
 from service.rtc.peer import IceServer
-from service.rtc.runner import portrait_embedding
 from service.rtc.sdp import trickle_candidates, validate_offer
 from service.rtc.session import Session, SessionSettings, SessionState
 from service.vision.faces import FaceSearchSettings
@@ -65,7 +65,7 @@ class SessionAuth(Authenticate, Protocol):
 class SessionApiSettings:
     """The parts of the root config the session routes read: the sessions' own section,
     how request bodies are read, whether demo sessions are on and which origins may
-    call, and how an ID portrait is decoded and its face found (runner.portrait_embedding
+    call, and how an ID portrait is decoded and its face found (judging.compare.portrait_embedding
     reads `media` and `faces` by the root config's names, which these fields keep). Not
     a section of its own: the composition root (service/app.py) fills it from the root
     config."""
@@ -183,7 +183,7 @@ async def _create_here(request: web.Request, key: str, challenges: list[str], tt
     embedding, detail = None, None
     if portrait is not None:
         embedding, detail = await state.runtime.run(portrait_embedding, state.runtime,
-                                                    portrait, cfg)
+                                                    portrait, cfg.media, cfg.faces)
     session, token = manager.store.create(key, challenges, ttl, embedding, detail,
                                           slot=slot)
     try:

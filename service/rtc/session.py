@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from service.liveness.challenges.settings import ChallengeSettings
 from service.rtc.outbox import Outbox, OutboxSettings
 from service.rtc.sdp import SdpSettings
 from service.rtc.stalls import NetworkSettings
+
+if TYPE_CHECKING:  # the decision module's type; it needs nothing of this one
+    from service.rtc.decision import StreamOutcome
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,9 @@ class Session:
     outbox: Outbox = field(default_factory=Outbox)
     state: SessionState = SessionState.CREATED
     offered: bool = False
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # the answer's envelope, as the client got it
+    # what that answer says, structured (logs, metrics): on the replica that decided it
+    outcome: StreamOutcome | None = field(default=None, repr=False)
     decided_at: float | None = None  # when it reached a final state
     slot: str = ""  # its placement slot on this replica (service/cluster/replica.py), if any
     # told of each state change (the session directory of service/rtc/directory.py)

@@ -159,9 +159,16 @@ def network_detail(stalls: StallWatch, now: float, link: LinkSample | None,
                 2), "restarts": restarts, **(link.to_json() if link is not None else {})}
 
 
-def network_failure(detail: dict[str, Any]) -> Payload:
-    """The answer of a session the network failed (see the module docstring)."""
+def network_error(detail: dict[str, Any]) -> tuple[NetworkUnstable, dict[str, Any]]:
+    """What a session the network failed is answered (see the module docstring): the
+    error, its words saying how bad the link was, and the answer's detail."""
     net = detail.get(NETWORK, {})
     text = (f"{NetworkUnstable.message} ({net.get('frozen_s', 0)} s frozen, "
             f"{100 * net.get('loss', 0.0):.1f}% packets lost)")
-    return failure(NetworkUnstable.status, text, {"reasons": [NETWORK], **detail})
+    return NetworkUnstable(text), {"reasons": [NETWORK], **detail}
+
+
+def network_failure(detail: dict[str, Any]) -> Payload:
+    """That answer as the envelope."""
+    error, full = network_error(detail)
+    return failure(error.status, error.value, full)
