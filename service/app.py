@@ -27,7 +27,7 @@ from service.ops.metrics import METRICS, Metrics
 from service.ops.webhooks import WEBHOOKS, WebhookSender
 from service.rtc.manager import SessionManager
 from service.rtc.routes import MANAGER, SessionApi, SessionApiSettings, add_session_routes
-from service.rtc.runner import StreamSections
+from service.rtc.runner import StreamSettings
 from service.state import STATE, ServiceState
 from service.vision.runtime import ModelRuntime
 
@@ -164,7 +164,7 @@ def _session_api_settings(config: Config) -> SessionApiSettings:
 
 def session_manager(config: Config, shared: SharedState | None = None) -> SessionManager:
     """The streaming sessions' manager, handed its own sections of the config."""
-    sections = StreamSections(
+    sections = StreamSettings(
         sessions=config.sessions, engine=config.engine, work_side=config.media.work_side,
         faces=config.faces, silent=config.silent, compare=config.compare,
         policy=config.video_policy)

@@ -216,10 +216,14 @@ async def test_json_log_of_a_full_run_is_one_object_per_line_and_leaks_nothing(
                                                for e in access)
     verify_lines = [e for e in entries if e["message"].startswith("typeId ")]
     assert len(verify_lines) == 6 and all("request_id" in e for e in verify_lines)
+    # read from the structured result: a verdict with its reasons, or a comparison
+    assert all(("verdict" in e and isinstance(e["reason_codes"], list))
+               or e.get("same_person") in ("yes", "no") for e in verify_lines)
     decided = [e for e in entries if e["message"].startswith("session decided")]
     assert len(decided) == 1
     line = decided[0]
     assert line["session_id"] and line["reasons"] == payload["detail"]["reasons"]
+    assert len(line["reason_codes"]) == len(line["reasons"])
     assert line["decision_ms"] > 0 and line["frames_analysed"] > 0
     assert any(e["message"].startswith("webhook ") and e.get("session_id") == line[
         "session_id"] for e in entries)

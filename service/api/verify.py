@@ -10,12 +10,24 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from service.api.envelope import SUCCESS, Payload, comparison_answer, liveness_answer
+from service.api.envelope import (
+    SUCCESS,
+    Payload,
+    comparison_answer,
+    liveness_answer,
+    verdict_words,
+)
 from service.api.forms import FormSettings
 from service.api.request import AUTH_FIELDS, Authenticate, VerifyRequest, read_request
 from service.errors import UnknownType
 from service.judging.compare import CompareSettings, prepare_face
-from service.judging.decision import VideoDecisionSettings, compare, decide_image
+from service.judging.decision import (
+    Comparison,
+    Decision,
+    VideoDecisionSettings,
+    compare,
+    decide_image,
+)
 from service.judging.silent import SilentSettings, judge_image
 from service.judging.video import analyse_video
 from service.liveness.engine import EngineSettings
@@ -65,10 +77,12 @@ class VerifyApi:
 
 
 VERIFY_API = web.AppKey("verify_api", VerifyApi)
-TypeHandler = Callable[[VerifyApi, VerifyRequest], Awaitable[Payload]]
+# A use case's answer: the structured result (what logs read) and its envelope.
+Answer = tuple[Decision | Comparison, Payload]
+TypeHandler = Callable[[VerifyApi, VerifyRequest], Awaitable[Answer]]
 
 
-async def face_comparison(state: VerifyApi, req: VerifyRequest) -> Payload:
+async def face_comparison(state: VerifyApi, req: VerifyRequest) -> Answer:
     """typeId 21: are the main faces of img1 and img2 the same person?"""
     cfg = state.config
     first = req.media_bytes("img1", "file")
@@ -86,10 +100,10 @@ async def face_comparison(state: VerifyApi, req: VerifyRequest) -> Payload:
         **comparison.to_json(),
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
-    return comparison_answer(comparison, detail)
+    return comparison, comparison_answer(comparison, detail)
 
 
-async def liveness(state: VerifyApi, req: VerifyRequest) -> Payload:
+async def liveness(state: VerifyApi, req: VerifyRequest) -> Answer:
     """typeId 3035: silent liveness for an image, video liveness for a video (by bytes)."""
     cfg = state.config
     _, data = req.media_bytes("img", "file")
@@ -104,7 +118,7 @@ async def liveness(state: VerifyApi, req: VerifyRequest) -> Payload:
         decision = decide_image(await state.runtime.run(
             judge_image, state.runtime, data, cfg.media, cfg.faces, cfg.silent))
     decision.detail["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return liveness_answer(decision)
+    return decision, liveness_answer(decision)
 
 
 TYPE_HANDLERS: dict[int, TypeHandler] = {
@@ -126,21 +140,31 @@ async def verify(request: web.Request) -> web.Response:
         raise UnknownType(f"unknown typeId {req.fields['typeId'].strip()}; "
                           f"supported: {', '.join(map(str, sorted(TYPE_HANDLERS)))}")
     await state.models.wait_ready()
-    payload = await handler(state, req)
-    _log_answer(req.type_id(), payload)
+    started = time.perf_counter()
+    result, payload = await handler(state, req)
+    _log_answer(req.type_id(), result, time.perf_counter() - started)
     response = web.json_response(payload)
     response[ENVELOPE_STATUS] = SUCCESS  # counted by the metrics middleware
     return response
 
 
-def _log_answer(type_id: int, payload: Payload) -> None:
-    """The decision line of a verify request: the answer's veritems, reasons and time
-    (what the client was told; no image, embedding or token)."""
-    detail = payload.get("detail", {})
-    answer = [f"{i['desc']}:{i['content']}" if i["content"] else i["desc"]
-              for i in payload["infoList"][0]["veritem"]]
-    fields = {"type_id": type_id, "status": payload["messageString"]["status"],
-              "answer": answer, "reasons": detail.get("reasons", []),
-              "elapsed_ms": detail.get("elapsed_ms")}
-    log.info("typeId %d answered %s in %s ms", type_id, ", ".join(answer),
-             detail.get("elapsed_ms"), extra={"fields": fields})
+def _log_answer(type_id: int, result: Decision | Comparison, seconds: float) -> None:
+    """The decision line of a verify request, read from the structured result: verdict
+    and reason codes, or same person and score (no image, embedding or token)."""
+    elapsed_ms = round(seconds * 1000, 1)
+    fields: dict[str, object] = {"type_id": type_id, "status": SUCCESS,
+                                 "elapsed_ms": elapsed_ms}
+    if isinstance(result, Comparison):
+        fields.update(same_person="yes" if result.same else "no", score=result.score)
+        summary = f"same person {fields['same_person']} (score {result.score})"
+    else:
+        verdict = verdict_words(result.live)
+        fields.update(verdict=verdict, value=round(result.value, 2),
+                      reasons=result.words, reason_codes=[str(c) for c in result.codes])
+        summary = f"{verdict} ({'; '.join(result.words) or 'every condition met'})"
+        if result.cues is not None:
+            fields["cues"] = {"blinked": result.cues.blinked,
+                              "mouth_moved": result.cues.mouth_moved,
+                              "replaced": result.cues.replaced}
+    log.info("typeId %d answered %s in %s ms", type_id, summary, elapsed_ms,
+             extra={"fields": fields})

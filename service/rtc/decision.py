@@ -199,6 +199,7 @@ def log_decision(outcome: StreamOutcome, end: StreamEnd, decision_s: float) -> N
         verdict, reasons = outcome.error.value, list(found.get("reasons", []))
     fields: dict[str, Any] = {
         "status": outcome.status, "verdict": verdict, "reasons": reasons,
+        "reason_codes": outcome.reason_codes(),
         "ended_by": end.ended_by, "decision_ms": round(decision_s * 1000, 1),
         "stream_seconds": found.get("stream_seconds"),
         "analysed_fps": found.get("analysed_fps"),

@@ -25,7 +25,7 @@ from service.rtc import turn
 from service.rtc.directory import Directory
 from service.rtc.intake import LatestFrame
 from service.rtc.linkstats import LinkMonitor, keyframe_watch
-from service.rtc.runner import StreamRun, StreamSections
+from service.rtc.runner import StreamRun, StreamSettings
 from service.rtc.sdp import TrickleCandidate
 from service.rtc.session import Session, SessionState, SessionStore
 from service.rtc.turn import TurnSettings
@@ -39,7 +39,7 @@ HANG_UP_DELAY_S = 1.0
 
 
 class SessionManager:
-    def __init__(self, sections: StreamSections, replicas: ReplicaSettings, url: str,
+    def __init__(self, sections: StreamSettings, replicas: ReplicaSettings, url: str,
                  ice_servers: tuple[str, ...], turn_settings: TurnSettings,
                  shared: SharedState | None = None) -> None:
         """Its own sections, handed over by service.app: the streams' (`sections`), the

@@ -68,7 +68,7 @@ NOT_DELIVERED = "challenges not delivered"  # why the stream ended (StreamRun.en
 
 
 @dataclass(frozen=True)
-class StreamSections:
+class StreamSettings:
     """The settings sections a stream's analysis reads, each its own (handed over by
     the composition root, service.app)."""
 
@@ -82,7 +82,7 @@ class StreamSections:
 
 
 class StreamRun:
-    def __init__(self, session: Session, runtime: ModelRuntime, sections: StreamSections,
+    def __init__(self, session: Session, runtime: ModelRuntime, sections: StreamSettings,
                  on_done: Callable[[Session], None],
                  publish: Callable[[Session], Awaitable[None]],
                  link: LinkMonitor | None = None, channel_offered: bool = False) -> None:
