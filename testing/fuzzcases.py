@@ -470,7 +470,7 @@ def verify_multipart_structure(rng: random.Random, media: MediaCorpus) -> Case:
             inner = multipart([file_part], b"inner")
             parts.append(part("file", inner, None, "multipart/mixed; boundary=inner"))
         elif twist == "boundary over 70":
-            boundary = b"b" * rng.choice((71, 200, 5000))
+            boundary = b"b" * long_boundary
             parts.append(file_part)
         elif twist == "no boundary parameter":
             ctype = b"multipart/form-data"
@@ -530,7 +530,9 @@ def verify_multipart_structure(rng: random.Random, media: MediaCorpus) -> Case:
     rng_type = rng.choice(("21", "3035"))
     face = rng.choice(sorted(media.faces))
     path = rng.choice(("/api/verify", "/", "/v1/sessions"))
-    return Case("verify_multipart_structure", f"{twist} (typeId {rng_type}) to {path}", build)
+    long_boundary = rng.choice((71, 200, 5000))
+    what = f"{twist} ({long_boundary})" if twist == "boundary over 70" else twist
+    return Case("verify_multipart_structure", f"{what} (typeId {rng_type}) to {path}", build)
 
 
 def verify_base64(rng: random.Random, media: MediaCorpus) -> Case:
@@ -810,9 +812,7 @@ def session_create(rng: random.Random, media: MediaCorpus) -> Case:
                 body = body[:-1] + b', "key": "other"}'
             elif twist == "NaN":
                 body = body[:-1] + b', "ttl": NaN}'
-            ctype = rng.choice((b"application/json", b"application/json; charset=utf-16",
-                                b"application/json; charset=fuzz"))
-            return [req("POST", path, [(b"Content-Type", ctype)], body)]
+            return [req("POST", path, [(b"Content-Type", json_ctype)], body)]
         text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
         if shape == "multipart":
             parts = fields_parts(text)
@@ -834,6 +834,8 @@ def session_create(rng: random.Random, media: MediaCorpus) -> Case:
     twist = rng.choice(("none", "none", "deep JSON", "deep JSON list", "JSON not an object",
                         "non-UTF-8 JSON", "BOM", "huge int", "duplicate keys", "NaN"))
     rng_choice_json = rng.choice((b"[]", b'"str"', b"1", b"null", b"", b"{", b"[1,2]"))
+    json_ctype = rng.choice((b"application/json", b"application/json; charset=utf-16",
+                             b"application/json; charset=fuzz"))
     return Case("session_create",
                 f"{shape} {'signed' if signed else 'unsigned'} challenges={challenges!r} "
                 f"ttl={ttl!r} portrait={'yes' if portrait is not None else 'no'} {twist}", build)
@@ -1147,17 +1149,42 @@ FAMILIES: list[tuple[Callable[[random.Random, MediaCorpus], Case], int]] = [
 ]
 
 
+def family_quotas(count: int, weights: Sequence[int], minimum: int = 1) -> list[int]:
+    """Cases per family: shares of `count` by weight, but never fewer than `minimum`
+    (a family whose share falls short gets the minimum, the others share the rest; the
+    total is then more than `count` when `count` cannot give every family its minimum).
+    Rounded by largest remainder, so the total is exactly `count` otherwise."""
+    pinned: set[int] = set()
+    while True:
+        free = [i for i in range(len(weights)) if i not in pinned]
+        left = max(0, count - minimum * len(pinned))
+        total = sum(weights[i] for i in free)
+        exact = {i: left * weights[i] / total for i in free} if total else {}
+        short = {i for i in free if exact[i] < minimum}
+        if not short:
+            break
+        pinned |= short
+    quotas = [minimum if i in pinned else int(exact[i]) for i in range(len(weights))]
+    by_remainder = sorted(free, key=lambda i: exact[i] - int(exact[i]), reverse=True)
+    for i in by_remainder[: max(0, count - sum(quotas))]:
+        quotas[i] += 1
+    return quotas
+
+
 def generate(seed: int, count: int, data_dir: Path,
-             only: Collection[str] = ()) -> Iterator[Case]:
+             only: Collection[str] = (), min_per_family: int = 1) -> Iterator[Case]:
     """`count` cases from `seed`: every family first (so a short run covers all), then
-    families drawn by weight; `only` restricts the run to the named families."""
+    the rest of each family's quota (family_quotas: by weight, at least
+    `min_per_family`) in a shuffled order; `only` restricts the run to the named
+    families."""
     rng = random.Random(seed)
     media = load_corpus(data_dir)
     chosen = [(f, w) for f, w in FAMILIES if not only or f.__name__ in only]
     if not chosen:
         raise ValueError(f"no such family: {sorted(only)}")
     funcs = [f for f, _ in chosen]
-    weights = [w for _, w in chosen]
-    for i in range(count):
-        family = funcs[i] if i < len(funcs) else rng.choices(funcs, weights)[0]
+    quotas = family_quotas(count, [w for _, w in chosen], max(1, min_per_family))
+    rest = [f for f, n in zip(funcs, quotas, strict=True) for _ in range(n - 1)]
+    rng.shuffle(rest)
+    for family in funcs + rest:
         yield family(rng, media)

@@ -60,7 +60,9 @@ def free_port() -> int:
 def service_env(secret: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Limits that would otherwise hide the cases behind 4290s: the failed-auth lockout
     (many cases carry bad credentials on purpose), the session caps (every WHIP case
-    creates a session), and short session lifetimes so peers do not pile up."""
+    creates a session), and short session lifetimes so peers do not pile up. No drain
+    grace at SIGTERM: sessions the cases created with a long ttl (up to 600 s) would
+    hold the stop until it gives up and kills the process."""
     return {
         **os.environ,
         "SERVICE_API_KEYS": f"{KEY}:{secret}",
@@ -70,6 +72,7 @@ def service_env(secret: str, extra: dict[str, str] | None = None) -> dict[str, s
         "SERVICE_SESSIONS__PER_KEY_PER_MINUTE": "100000",
         "SERVICE_SESSIONS__TTL_S": "10",
         "SERVICE_SESSIONS__RESULT_RETENTION_S": "10",
+        "SERVICE_REPLICAS__DRAIN_GRACE_S": "0",
         **(extra or {}),
     }
 
@@ -459,6 +462,7 @@ class Fuzzer:
         self._restart_lock = asyncio.Lock()
         self._gave_up = False
         self._in_flight: dict[int, Case] = {}
+        self.sessions: list[tuple[str, str]] = []  # (id, token) of each session made
 
     async def _send(self, request: Request) -> Answer:
         return await exchange(self.service.port, request, self.timeout_s)
@@ -475,6 +479,7 @@ class Fuzzer:
         created = json.loads(answer.body)
         sid, token = created["session_id"], created["session_token"]
         self.ctx.credentials.add(token)
+        self.sessions.append((sid, token))
         if offered:
             path = f"/v1/sessions/{sid}/whip"
             offer = http("POST", path, [("Authorization", f"Bearer {token}"),
@@ -560,6 +565,21 @@ class Fuzzer:
         return self.report
 
 
+    async def hang_up(self) -> None:
+        """After the run, end every session the harness made as a client does when it
+        is done (DELETE), so their peers close now, not at the end of their ttl.
+        Sessions the cases ended or that expired answer 404/410: nothing to judge."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(sid: str, token: str) -> None:
+            path = f"/v1/sessions/{sid}/whip"
+            async with gate:
+                await self._send(Request(http("DELETE", path,
+                                              [("Authorization", f"Bearer {token}")]),
+                                         "DELETE", path))
+        await asyncio.gather(*(one(sid, token) for sid, token in self.sessions))
+
+
 def _excerpt(body: bytes, limit: int = 160) -> str:
     text = body[:limit].decode("utf-8", "replace")
     return re.sub(r"\s+", " ", text)
@@ -620,24 +640,43 @@ def in_thread(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def warm_up(ctx: Context, port: int, images: Sequence[bytes]) -> None:
-    """Valid requests first (each image as a typeId 21 pair, so both model threads run
-    it, and as 3035), so the baseline RSS is the service at its designed working size:
-    warm models, and detector buffers sized for the largest pass a legitimate photo
-    makes. What stays above that after the run is what hostile input left behind."""
+    """Valid requests first, so the baseline RSS is the service at its designed working
+    size: warm models, and detector buffers sized for the largest pass a legitimate
+    photo makes. Each image as a typeId 21 pair (both model threads decode it and
+    search it for faces), and the first (a face) as 3035 too, which loads the liveness
+    models; a 3035 of the others would only run the pair's decode and face search
+    again. What stays above that after the run is what hostile input left behind."""
     from testing.fuzzcases import signed_verify_form
 
     async def go() -> None:
         for image in images:
-            for type_id, media in (("21", {"img1": image, "img2": image}),
-                                   ("3035", {"img": image})):
-                await exchange(port, signed_verify_form(ctx, type_id, media, False), 120)
+            await exchange(port, signed_verify_form(ctx, "21", {"img1": image, "img2": image},
+                                                    False), 120)
+        if images:
+            await exchange(port, signed_verify_form(ctx, "3035", {"img": images[0]}, False),
+                           120)
     in_thread(go())
+
+
+def open_peers(port: int) -> int | None:
+    """The service's open peer connections (its /metrics gauge); None if unreadable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = re.search(r"^service_peer_connections ([0-9.e+]+)$", text, re.MULTILINE)
+    return int(float(found.group(1))) if found else None
 
 
 def run_fuzz(cases: Iterable[Case], log_path: Path, *, concurrency: int = 4,
              timeout_s: float = 60.0, settle_s: float = 15.0, max_restarts: int = 20,
              warm_images: Sequence[bytes] = ()) -> Report:
-    """Start the service, send the cases, settle, measure, stop, scan the log."""
+    """Start the service, send the cases, settle, measure, stop, scan the log.
+
+    Settling: the harness hangs up the sessions it made and waits until the service
+    has no peer connection open (at most `settle_s`), so the final RSS is read once
+    nothing a case started is still running."""
     log_path.write_bytes(b"")
     service = ServiceProcess(log_path)
     service.start()
@@ -648,10 +687,13 @@ def run_fuzz(cases: Iterable[Case], log_path: Path, *, concurrency: int = 4,
         fuzzer.report.rss_start_mb = tree_rss_mb(service.proc.pid)
         with RssSampler(service) as sampler:
             report = in_thread(fuzzer.run(cases))
-            # sessions expire (ttl 10 s) and their peers close; memory should come back
+            if service.alive():
+                in_thread(fuzzer.hang_up())
+            # their peers close; memory should come back
             deadline = time.monotonic() + settle_s
-            while time.monotonic() < deadline and service.alive():
-                time.sleep(0.5)
+            while time.monotonic() < deadline and service.alive() \
+                    and open_peers(service.port) != 0:
+                time.sleep(0.2)
         report.rss_peak_mb = sampler.peak_mb
         report.rss_hwm_mb = sampler.peak_hwm_mb
         if service.alive():

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 
 import aiohttp
+import pytest_asyncio
 from conftest import DATA, KEY, SECRET, data_bytes, status_of, veritems
 
+from service.api.verify import VERIFY_API
+from service.errors import ApiError
+from service.judging.compare import FaceForComparison, prepare_face
+from service.judging.decision import Comparison, compare
 from service.vision.detection import iou
+from service.vision.embedding import cosine
 from testing.client import signed_fields
 
 SAME = ("faces/face_recognition/obama__obama.jpg", "faces/face_recognition/obama__obama1.jpg")
@@ -33,24 +40,85 @@ async def test_answer_has_the_vendor_envelope_exactly(client):
     assert same and 50 <= value <= 100
 
 
-async def test_every_labelled_pair_is_answered_correctly(client, labels):
-    sem = asyncio.Semaphore(2)
+@pytest_asyncio.fixture(scope="module")
+async def verdicts(server, labels) -> dict[tuple[str, str], Comparison | ApiError]:
+    """Every labelled pair judged in-process by the handler's own steps
+    (service.api.verify.face_comparison): each unique image prepared once by
+    prepare_face with the app's settings on its model runtime, each pair's cosine
+    turned into a verdict by decision.compare. A refused image stands for the error its
+    pairs would be answered with. The 242 pairs reuse 56 images: each is embedded once,
+    not once per pair and side. test_sampled_pairs_answer_over_http_as_in_process
+    proves the endpoint answers the same."""
+    api = server.app[VERIFY_API]
+    cfg = api.config
+    gate = asyncio.Semaphore(2)  # as many as model threads: never refused as busy
+
+    async def prepare(path: str) -> FaceForComparison | ApiError:
+        async with gate:
+            try:
+                return await api.runtime.run(prepare_face, api.runtime, data_bytes(path),
+                                             cfg.media, cfg.faces, path)
+            except ApiError as exc:
+                return exc
+
+    paths = sorted({p for pair in labels["pairs"] for p in (pair["a"], pair["b"])})
+    prepared = dict(zip(paths, await asyncio.gather(*map(prepare, paths)), strict=True))
+    out: dict[tuple[str, str], Comparison | ApiError] = {}
+    for pair in labels["pairs"]:
+        a, b = prepared[pair["a"]], prepared[pair["b"]]
+        if isinstance(a, ApiError) or isinstance(b, ApiError):
+            out[pair["a"], pair["b"]] = a if isinstance(a, ApiError) else b
+        else:
+            out[pair["a"], pair["b"]] = compare(cosine(a.embedding, b.embedding), cfg.compare)
+    return out
+
+
+def sample_pairs(pairs: list[dict], per_label: int = 10) -> list[dict]:
+    """A fixed sample of the labelled pairs: `per_label` same-person and as many
+    different-person pairs."""
+    rng = random.Random(21)
+    return [p for same in (True, False)
+            for p in rng.sample([p for p in pairs if p["same"] is same], per_label)]
+
+
+async def test_every_labelled_pair_is_answered_correctly(labels, verdicts):
     wrong = []
-
-    async def check(pair: dict) -> None:
-        async with sem:
-            status, body = await client.verify(21, img1=data_bytes(pair["a"]),
-                                               img2=data_bytes(pair["b"]))
-        if status != 200 or status_of(body) != "2000":
-            wrong.append((pair["a"], pair["b"], status_of(body)))
-            return
-        same, value = decision(body)
-        if same != pair["same"] or (value >= 50) != same:
-            wrong.append((pair["a"], pair["b"], same, value, body["detail"]["similarity"]))
-
-    await asyncio.gather(*(check(p) for p in labels["pairs"]))
+    for pair in labels["pairs"]:
+        verdict = verdicts[pair["a"], pair["b"]]
+        if isinstance(verdict, ApiError):
+            wrong.append((pair["a"], pair["b"], verdict.status))
+        elif verdict.same != pair["same"] or (verdict.score >= 50) != verdict.same:
+            wrong.append((pair["a"], pair["b"], verdict.same, verdict.score,
+                          round(verdict.similarity, 4)))
     assert len(labels["pairs"]) == 242
     assert wrong == []
+
+
+async def test_sampled_pairs_answer_over_http_as_in_process(client, labels, verdicts):
+    """The endpoint gives, for a sample of both labels, exactly the in-process verdict
+    the test above checks over every pair: decision, value and similarity."""
+    sem = asyncio.Semaphore(2)
+    sample = sample_pairs(labels["pairs"])
+    assert {p["same"] for p in sample} == {True, False}
+
+    async def answer(pair: dict) -> tuple[int, dict]:
+        async with sem:
+            return await client.verify(21, img1=data_bytes(pair["a"]),
+                                       img2=data_bytes(pair["b"]))
+
+    answers = await asyncio.gather(*map(answer, sample))
+    differ = []
+    for pair, (status, body) in zip(sample, answers, strict=True):
+        verdict = verdicts[pair["a"], pair["b"]]
+        if isinstance(verdict, ApiError):
+            got, expected = (status, status_of(body)), (verdict.http_status, verdict.status)
+        else:
+            got = (status, status_of(body), *decision(body), body["detail"]["similarity"])
+            expected = (200, "2000", verdict.same, verdict.score,
+                        verdict.to_json()["similarity"])
+        if got != expected:
+            differ.append((pair["a"], pair["b"], got, expected))
+    assert differ == []
 
 
 async def test_base64_data_url_and_multipart_give_the_same_answer(client, base_url, http):
