@@ -149,18 +149,7 @@ def threshold_blinks(series: Series) -> list[tuple[float, float]]:
     """Runs of frames with mean EAR under BASELINE_EAR, each run one blink."""
     left, right = ears(series, eye_aspect_ratio)
     closed = (left + right) / 2.0 < BASELINE_EAR
-    events, start = [], None
-    for t, c in zip(series.t, closed):
-        if c and start is None:
-            start = last = float(t)
-        elif c:
-            last = float(t)
-        elif start is not None:
-            events.append((start, last))
-            start = None
-    if start is not None:
-        events.append((start, last))
-    return events
+    return closed_runs(series.t, [bool(c) for c in closed])
 
 
 def match(detected: list[tuple[float, float]], labels: list[list[int]],
