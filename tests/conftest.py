@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,22 @@ def base_url(server: TestServer) -> str:
 @pytest.fixture
 def client(base_url: str, http: aiohttp.ClientSession) -> VerifyClient:
     return VerifyClient(base_url, KEY, SECRET, http)
+
+
+async def each_case(cases: dict[str, Awaitable[Any]]) -> dict[str, Any]:
+    """Run independent cases at once (real-time sessions mostly wait) and return their
+    results by name. Every case runs to its end; if any failed, all the failures are
+    raised together, each noted with its case's name."""
+    results = await asyncio.gather(*cases.values(), return_exceptions=True)
+    failed = []
+    for name, result in zip(cases, results):
+        if isinstance(result, BaseException):
+            result.add_note(f"in case {name!r}")
+            failed.append(result)
+    if failed:
+        names = ", ".join(n for n, r in zip(cases, results) if isinstance(r, BaseException))
+        raise BaseExceptionGroup(f"cases failed: {names}", failed)
+    return dict(zip(cases, results))
 
 
 def veritems(body: dict[str, Any]) -> list[str]:

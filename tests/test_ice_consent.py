@@ -4,7 +4,7 @@ The service side uses the consent loop with a short interval (0.5 s x 3 checks i
 of aioice's 5 s x 6) so the rule shows in seconds: a peer that answered consent and then
 goes silent (a browser whose network went away) is still closed; a peer that never
 answers once connected (FFmpeg's WHIP muxer; tests/test_kiosk.py runs the real one past
-30 s) is kept.
+the expiry) is kept.
 """
 
 from __future__ import annotations

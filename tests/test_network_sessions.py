@@ -7,13 +7,17 @@ challenge clock and the challenge begins again; a session the network breaks for
 answers `network` (status 4007) with the measured loss and freeze time, never a
 verdict on the person. Results are read from the result URL (plain HTTP, not
 impaired): a result message on a broken data channel may never arrive.
+
+The sessions mostly wait (real time, a blackout, a timeout), so the module starts them
+all together (the `sessions` fixture) and each test reads and checks its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -39,7 +43,7 @@ async def net_server() -> AsyncIterator:
     await server.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def url(net_server) -> str:
     return str(net_server.make_url("")).rstrip("/")
 
@@ -79,18 +83,14 @@ def verdict(payload: dict) -> str:
     return items["Live or not"]
 
 
-async def test_an_honest_person_passes_over_3_percent_loss_and_50_ms_jitter(http, url):
+async def loss_and_jitter(http: aiohttp.ClientSession, url: str) -> tuple[Link, dict]:
     link = Link.seeded(3, Conditions(loss=0.03, jitter_s=0.05))
     _, payload = await run_person(http, url, link, seed=3)
-    d = payload["detail"]
-    assert verdict(payload) == "Living body", json.dumps(
-        [d["reasons"], d["challenges"], d["challenge_delivery"], d["network"]])
-    assert link.up.stats.lost > 0 and link.down.stats.lost > 0  # it was impaired
-    network = payload["detail"]["network"]
-    assert network["rtp_lost"] > 0 and 0.0 < network["loss"] < 0.1, network
+    return link, payload
 
 
-async def test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again(http, url):
+async def short_blackout(http: aiohttp.ClientSession, url: str
+                         ) -> tuple[Link, asyncio.Event, WhipClient, dict]:
     link = Link.seeded(4)
     first_prompt = asyncio.Event()
 
@@ -100,6 +100,73 @@ async def test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again(htt
             link.for_seconds(1.5, blackout=True)  # both ways, right after the prompt
 
     client, payload = await run_person(http, url, link, seed=4, on_message=on_message)
+    return link, first_prompt, client, payload
+
+
+async def long_blackout(http: aiohttp.ClientSession, url: str) -> dict:
+    link = Link.seeded(5)
+    first_prompt = asyncio.Event()
+
+    def on_message(message: dict) -> None:
+        if message["type"] == "challenge" and not first_prompt.is_set():
+            first_prompt.set()
+            link.set(blackout=True)  # and it never comes back
+
+    _, payload = await run_person(http, url, link, seed=5, on_message=on_message)
+    return payload
+
+
+async def dead_link(http: aiohttp.ClientSession, url: str) -> dict:
+    status, session = await create_session(http, url, KEY, SECRET, challenges="2")
+    assert status == 201
+    link = Link.seeded(6, Conditions(blackout=True))
+    client = WhipClient(session, http, link=link)
+    frames = decode_all((DATA / PERSON[0]).read_bytes())
+    assert await client.connect(ClipTrack(frames, fps=15)) == 201
+    try:
+        status, payload = await client.poll_result(timeout=60)
+    finally:
+        await client.hang_up()
+    return payload
+
+
+# Each test's session, by the test's name.
+SESSIONS: dict[str, Callable[[aiohttp.ClientSession, str], Awaitable[Any]]] = {
+    "test_an_honest_person_passes_over_3_percent_loss_and_50_ms_jitter": loss_and_jitter,
+    "test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again": short_blackout,
+    "test_a_long_blackout_answers_network_not_a_verdict": long_blackout,
+    "test_a_link_dead_from_the_start_answers_network": dead_link,
+}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def sessions(request, http, url) -> AsyncIterator[dict[str, asyncio.Task]]:
+    """The selected tests' sessions, started at once: at most two honest people stream
+    through the whole session (the blackouts stop streaming early, a dead link never
+    starts), within sessions.max_active."""
+    selected = [item.name for item in request.session.items if item.module is request.module]
+    tasks = {name: asyncio.create_task(run(http, url), name=name)
+             for name, run in SESSIONS.items() if name in selected}
+    yield tasks
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def test_an_honest_person_passes_over_3_percent_loss_and_50_ms_jitter(sessions):
+    link, payload = await sessions[
+        "test_an_honest_person_passes_over_3_percent_loss_and_50_ms_jitter"]
+    d = payload["detail"]
+    assert verdict(payload) == "Living body", json.dumps(
+        [d["reasons"], d["challenges"], d["challenge_delivery"], d["network"]])
+    assert link.up.stats.lost > 0 and link.down.stats.lost > 0  # it was impaired
+    network = payload["detail"]["network"]
+    assert network["rtp_lost"] > 0 and 0.0 < network["loss"] < 0.1, network
+
+
+async def test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again(sessions):
+    link, first_prompt, client, payload = await sessions[
+        "test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again"]
     assert first_prompt.is_set() and link.up.stats.lost_in_blackout > 0
     detail = payload["detail"]
     assert verdict(payload) == "Living body", json.dumps(
@@ -114,16 +181,8 @@ async def test_a_short_blackout_in_a_challenge_pauses_it_and_it_begins_again(htt
     assert prompts.count(0) == 2, prompts
 
 
-async def test_a_long_blackout_answers_network_not_a_verdict(http, url):
-    link = Link.seeded(5)
-    first_prompt = asyncio.Event()
-
-    def on_message(message: dict) -> None:
-        if message["type"] == "challenge" and not first_prompt.is_set():
-            first_prompt.set()
-            link.set(blackout=True)  # and it never comes back
-
-    _, payload = await run_person(http, url, link, seed=5, on_message=on_message)
+async def test_a_long_blackout_answers_network_not_a_verdict(sessions):
+    payload = await sessions["test_a_long_blackout_answers_network_not_a_verdict"]
     assert payload["messageString"]["status"] == "4007", json.dumps(
         [payload["messageString"], {k: payload["detail"].get(k) for k in (
             "reasons", "ended_by", "challenges", "network")}])
@@ -136,17 +195,8 @@ async def test_a_long_blackout_answers_network_not_a_verdict(http, url):
     assert detail["network"]["connected"] and detail["network"]["rtp_packets"] > 0
 
 
-async def test_a_link_dead_from_the_start_answers_network(http, url):
-    status, session = await create_session(http, url, KEY, SECRET, challenges="2")
-    assert status == 201
-    link = Link.seeded(6, Conditions(blackout=True))
-    client = WhipClient(session, http, link=link)
-    frames = decode_all((DATA / PERSON[0]).read_bytes())
-    assert await client.connect(ClipTrack(frames, fps=15)) == 201
-    try:
-        status, payload = await client.poll_result(timeout=60)
-    finally:
-        await client.hang_up()
+async def test_a_link_dead_from_the_start_answers_network(sessions):
+    payload = await sessions["test_a_link_dead_from_the_start_answers_network"]
     assert payload["messageString"]["status"] == "4007", payload
     assert payload["detail"]["reasons"] == ["network"]
     assert payload["detail"]["ended_by"] == "no video received"

@@ -22,7 +22,16 @@ import aiohttp
 import cv2
 import pytest
 import pytest_asyncio
-from conftest import DATA, KEY, SECRET, data_bytes, make_config, start_server, status_of
+from conftest import (
+    DATA,
+    KEY,
+    SECRET,
+    data_bytes,
+    each_case,
+    make_config,
+    start_server,
+    status_of,
+)
 
 from service.liveness.best_frame import BestFrameKeeper
 from service.rtc.routes import MANAGER
@@ -109,8 +118,13 @@ def actor(action: str, seed: int) -> ActingTrack:
     return ActingTrack(frames[slice(*neutral)], {action: act}, seed=seed)
 
 
-@pytest.mark.parametrize("codec", ["VP8", "H264"])
-async def test_blinking_person_passes_a_legacy_blink_challenge(http, url, codec):
+async def test_blinking_person_passes_a_legacy_blink_challenge(http, url):
+    """Over VP8 and over H.264, the two sessions at once."""
+    await each_case({codec: blinking_person_passes(http, url, codec)
+                     for codec in ("VP8", "H264")})
+
+
+async def blinking_person_passes(http, url, codec: str) -> None:
     client, payload = await run_actor(http, url, actor("blink", seed=5), "blink",
                                       codec=codec)
     got = video_items(payload)
@@ -151,13 +165,17 @@ async def test_looped_blinks_do_not_meet_eyes_closed(http, url):
     assert not any(m["type"] == "challenge_met" for m in client.messages)
 
 
-@pytest.mark.parametrize("action", sorted(ACTORS))
-async def test_prompt_following_person_passes(http, url, action):
+async def test_prompt_following_person_passes(http, url):
     """A simulated honest person reacts to each prompt after a human reaction time
     (0.3-1.2 s, seeded), holds the action with real frames (the fully-on frames
     repeated with sensor noise) until the release, then lets go. One action per
     person, because each clip shows one; turns are not asked: ../shared/data has no
-    head-turning footage."""
+    head-turning footage. The people (one per action) stream at once."""
+    await each_case({action: prompt_following_person_passes(http, url, action)
+                     for action in sorted(ACTORS)})
+
+
+async def prompt_following_person_passes(http, url, action: str) -> None:
     client, payload = await run_actor(http, url, actor(action, seed=11),
                                       f"{action},{action}")
     got = video_items(payload)
@@ -192,11 +210,16 @@ async def test_clip_spliced_from_two_people_reports_replacement(http, url):
     assert got["Live or not"] == "Non-living body"
 
 
-@pytest.mark.parametrize("portrait, same", [
-    ("spoof/live_frames/000001M.jpg", True),
-    ("spoof/live_frames/000013F.jpg", False),
-])
-async def test_portrait_comparison_against_the_best_frame(http, url, portrait, same):
+async def test_portrait_comparison_against_the_best_frame(http, url):
+    """The same person's portrait and another person's, the two sessions at once."""
+    await each_case({
+        "same person": portrait_comparison(http, url, "spoof/live_frames/000001M.jpg", True),
+        "another person": portrait_comparison(http, url, "spoof/live_frames/000013F.jpg",
+                                              False),
+    })
+
+
+async def portrait_comparison(http, url, portrait: str, same: bool) -> None:
     img = base64.b64encode(data_bytes(portrait)).decode()
     _, payload = await run_session(http, url, clip("blink/zju/000001M_FBN.mp4"),
                                    challenges="blink", img=img)

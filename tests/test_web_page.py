@@ -20,6 +20,7 @@ import itertools
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ import av
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
-from conftest import DATA, ROOT, ServiceTestServer, make_config
+from conftest import DATA, ROOT, ServiceTestServer, each_case, make_config
 
 from service.app import create_app
+from service.rtc.routes import MANAGER
 from service.state import STATE
 
 WEB_DIR = ROOT / "web"
@@ -395,7 +397,8 @@ async def test_a_refused_camera_is_explained_in_plain_words(browser, plain_serve
 
 async def test_an_expired_session_link_is_refused_with_a_plain_message(browser, demo_server):
     session = await create_demo_session(demo_server, challenges=1, ttl=10)
-    await asyncio.sleep(10.5)
+    # the janitor's view 11 s from now: the session has expired (no waiting for it)
+    await demo_server.app[MANAGER].sweep(now=time.time() + 11)
     async with browser.page("phone") as page:
         await page.goto(url_of(demo_server, f"/?session={session_param(session)}"))
         # the token leaves the address bar as soon as the page has read it
@@ -566,9 +569,7 @@ WIDGET = "document.querySelector('.vf-host').shadowRoot"
 REASONS = {"too_early", "too_late", "wrong_action", "hold_broken", "not_delivered"}
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
-async def test_hold_and_release_prompts_are_shown_heard_and_explained(
-        browser, demo_server, viewport):
+async def test_hold_and_release_prompts_are_shown_heard_and_explained(browser, demo_server):
     """A real session with hold-and-release challenges, as far as a camera that cannot
     follow prompts gets: the service's first `challenge` shows the instruction with its
     animation and is announced; a reaction time later the page says "hold"; the
@@ -579,7 +580,13 @@ async def test_hold_and_release_prompts_are_shown_heard_and_explained(
     (window.__test.inject, CDP Runtime.evaluate) while the real messages are held back
     in order, and the screenshot, the words, the announcement, the tone and the
     vibration are checked. The phone runs with prefers-reduced-motion: no animation,
-    the pose alone."""
+    the pose alone. The desktop and the phone, each in its own tab, run at once."""
+    await each_case({viewport: hold_and_release_prompts(browser, demo_server, viewport)
+                     for viewport in VIEWPORTS})
+
+
+async def hold_and_release_prompts(browser: Browser, demo_server: TestServer,
+                                   viewport: str) -> None:
     async with browser.page(viewport, init_script=CHANNEL_GATE) as page:
         reduced = viewport == "phone"
         if reduced:
