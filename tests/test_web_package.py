@@ -62,7 +62,8 @@ def test_the_declarations_name_exactly_what_the_modules_export(consumer):
 def test_a_front_end_using_the_package_type_checks(consumer):
     tsc = npm_install()
     (consumer / "app.ts").write_text("""
-import { start, VerifyError, describeFailure, type VerifyEvent } from 'verification-widget';
+import { start, VerifyError, describeFailure, type VerifyEvent, linkReading, linkIsWeak,
+  nextLinkState, LINK_LIMITS, type LinkState } from 'verification-widget';
 import { messagesFor, format } from 'verification-widget/messages';
 
 const messages = messagesFor({ lang: 'de', messages: { widget: { done: 'Fertig!' } } });
@@ -78,6 +79,12 @@ export async function run(container: HTMLElement): Promise<string> {
     if (err instanceof VerifyError && err.retryable) return err.code;
     return describeFailure('too_late')[0];
   }
+}
+// the connection hint's pure core, on a page's own peer connection
+export async function linkQuality(pc: RTCPeerConnection, last: LinkState | null): Promise<string> {
+  const reading = linkReading(await pc.getStats());
+  const next = nextLinkState(last, reading, { ...LINK_LIMITS, readings: 3 });
+  return `${next.quality ?? 'unmeasured'} ${linkIsWeak({ loss: reading.loss })}`;
 }
 // what must not compile: a session without its token
 // @ts-expect-error

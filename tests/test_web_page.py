@@ -496,7 +496,7 @@ async def test_example_page_embeds_verify_js(browser, demo_server):
 # peer connection's events (in order) until the test lets them through, so that each
 # screenshot is taken before the next real message replaces the state (the service
 # goes on and may finish meanwhile). `inject` hands the page's own handler a message
-# as if the channel had received it. `widget()` reads what the widget shows and says
+# as if the channel had received it; `pc` is the page's peer connection. `widget()` reads what the widget shows and says
 # (phase, action, big and small line, step, announcements); `atPrompt` is that, taken
 # as soon as the page has handled the first prompt. Tones (oscillators) and vibration
 # patterns are counted; the browser runs muted.
@@ -549,6 +549,7 @@ CHANNEL_GATE = """(() => {
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
       super(...args);
+      t.pc = this;
       this.addEventListener('connectionstatechange', gate);
     }
     createDataChannel(...args) {
@@ -615,6 +616,7 @@ async def hold_and_release_prompts(browser: Browser, demo_server: TestServer,
         assert shown["step"] == "Step 1 of 3"
         assert shown["urgent"].startswith("Step 1 of 3. Close your eyes.")
         assert ("vf-close-eyes" in animations) is not reduced, animations
+        await assert_link_measured_good(page)
 
         # 2. a reaction time later: hold (the page's own timer)
         await page.wait_for(f"{WIDGET}.querySelector('.vf').dataset.phase === 'hold'")
@@ -659,6 +661,9 @@ async def hold_and_release_prompts(browser: Browser, demo_server: TestServer,
         session = json.loads(await page.response_body("/v1/demo/sessions"))
         result_text = await page.evaluate("document.getElementById('result-text').textContent")
         retry = await page.evaluate("document.getElementById('again').textContent")
+        # the poll ended with the session: no quality shown, no note left behind
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf').dataset.link") is None
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf-link').textContent") == ""
         assert page.problems() == []
         assert_hung_up(page, session)
     assert session["challenges"] == challenges.split(",")
@@ -740,4 +745,162 @@ async def test_the_page_and_widget_speak_the_browsers_language(browser, demo_ser
                             timeout=SESSION_TIMEOUT_S)
         assert await page.evaluate(f"{WIDGET}.querySelector('.vf-detail').textContent") == \
             "Halten Sie sie geschlossen, bis Sie einen Ton hören."
+        assert page.problems() == []
+
+
+# ---------------------------------------------------------------- connection quality
+
+
+async def assert_link_measured_good(page: Page) -> None:
+    """On loopback the widget's own getStats poll has judged the link good (the first
+    measured reading, before the first prompt was answered), shows no weak note, and
+    linkReading reads the page's real peer connection: the service's RTCP receiver
+    report (loss, round trip) and the frames a second sent, all under LINK_LIMITS."""
+    await page.wait_for(f"{WIDGET}.querySelector('.vf').dataset.link === 'good'")
+    reading = await page.wait_for("""import('/web/verify.js').then(async (m) => {
+        const r = m.linkReading(await window.__test.pc.getStats());
+        return r.loss !== null && r.rttMs !== null && r.fps !== null
+          && { ...r, weak: m.linkIsWeak(r), limits: m.LINK_LIMITS }; })""")
+    limits = reading["limits"]
+    assert 0 <= reading["loss"] < limits["loss"], reading
+    assert 0 <= reading["rttMs"] < limits["rttMs"], reading
+    assert reading["fps"] >= limits["minFps"], reading
+    assert reading["weak"] is False
+    assert await page.evaluate(f"{WIDGET}.querySelector('.vf-link').textContent") == ""
+
+
+# Stats objects shaped as Chromium reports them for a sent camera track: its
+# outbound-rtp, and the remote-inbound-rtp the service's RTCP receiver reports make.
+STATS = """(over = {}) => {
+  const remote = { id: 'RIV1', type: 'remote-inbound-rtp', kind: 'video', ssrc: 1,
+    packetsLost: 2, jitter: 0.004, fractionLost: 0, roundTripTime: 0.012,
+    totalRoundTripTime: 0.3, roundTripTimeMeasurements: 25, localId: 'OTV1',
+    ...(over.remote || {}) };
+  const out = { id: 'OTV1', type: 'outbound-rtp', kind: 'video', ssrc: 1,
+    packetsSent: 1800, bytesSent: 1500000, framesSent: 450, framesPerSecond: 15,
+    frameWidth: 640, frameHeight: 480, qualityLimitationReason: 'none',
+    ...(over.out || {}) };
+  const transport = { id: 'T01', type: 'transport', dtlsState: 'connected' };
+  const audio = { id: 'RIA1', type: 'remote-inbound-rtp', kind: 'audio',
+    fractionLost: 0.5, roundTripTime: 2 };
+  return new Map([remote, out, transport, audio].map((s) => [s.id, s]));
+}"""
+
+
+async def test_the_link_rule_reads_stats_and_needs_two_weak_readings_in_a_row(
+        browser, plain_server):
+    """The pure core of the connection hint (web/verify.js): linkReading takes the
+    video's loss and round trip from remote-inbound-rtp and the sent frame rate from
+    outbound-rtp (audio and other stats ignored, missing fields null); linkIsWeak
+    names a reading weak by loss, by round trip, or by a frame rate the bandwidth
+    limits, never by what was not measured; nextLinkState shows weak only after two
+    weak readings in a row and clears it only after two good ones."""
+    async with browser.page("desktop") as page:
+        await page.goto(url_of(plain_server))
+        got = await page.evaluate(f"""import('/web/verify.js').then((m) => {{
+            const stats = {STATS};
+            const read = (over) => m.linkReading(stats(over));
+            const good = read();
+            const lossy = read({{ remote: {{ fractionLost: 0.0625 }} }});
+            const slow = read({{ remote: {{ roundTripTime: 0.61 }} }});
+            const starved = read({{ out: {{ framesPerSecond: 3,
+                                           qualityLimitationReason: 'bandwidth' }} }});
+            const busyCpu = read({{ out: {{ framesPerSecond: 3,
+                                           qualityLimitationReason: 'cpu' }} }});
+            const early = m.linkReading([{{ type: 'outbound-rtp', kind: 'video' }},
+                                         {{ type: 'remote-inbound-rtp', kind: 'video' }}]);
+            const run = (readings) => {{
+              let state = null;
+              return readings.map((r) => (state = m.nextLinkState(state, r)).quality);
+            }};
+            return {{
+              good, lossy, slow, early, limits: m.LINK_LIMITS,
+              weak: [good, lossy, slow, starved, busyCpu, early].map((r) => m.linkIsWeak(r)),
+              burst: run([early, good, lossy, good, lossy, good]),
+              lasting: run([good, lossy, lossy, lossy, good, lossy, good, good]),
+              weakFirst: run([lossy, lossy]),
+            }};
+        }})""")
+    assert got["good"] == {"loss": 0, "rttMs": 12, "fps": 15, "limitedBy": "none"}
+    assert got["lossy"]["loss"] == 0.0625 and got["slow"]["rttMs"] == 610
+    assert got["early"] == {"loss": None, "rttMs": None, "fps": None, "limitedBy": None}
+    assert got["limits"] == {"loss": 0.05, "rttMs": 500, "minFps": 5, "readings": 2}
+    # good, 6% loss, 610 ms, 3 fps for want of bandwidth: weak; 3 fps for want of CPU
+    # is not the connection; nothing measured yet is not weak
+    assert got["weak"] == [False, True, True, True, False, False]
+    # nothing measured: no quality yet; single weak readings never show
+    assert got["burst"] == [None, "good", "good", "good", "good", "good"]
+    assert got["lasting"] == ["good", "good", "weak", "weak", "weak", "weak", "weak", "good"]
+    assert got["weakFirst"] == [None, "weak"]
+
+
+# Test instrument: the page's real getStats, with the video's loss in the service's
+# receiver reports replaced by window.__link.loss (null: the real value).
+LOSSY_LINK = """(() => {
+  const link = window.__link = { loss: 0.12, events: [] };
+  const native = RTCPeerConnection.prototype.getStats;
+  RTCPeerConnection.prototype.getStats = async function (...args) {
+    const report = await native.apply(this, args);
+    if (link.loss === null) return report;
+    return new Map([...report].map(([id, s]) => [id, s.type === 'remote-inbound-rtp'
+      ? { ...s, fractionLost: link.loss } : s]));
+  };
+})();"""
+
+
+async def test_a_lossy_link_is_named_as_the_problem_until_it_recovers(browser, demo_server):
+    """The widget in a real session, its getStats answers reporting 12% of the video
+    lost (LOSSY_LINK): after two readings in a row, before any prompt, it says the
+    connection is the problem in its own line while the hint line goes on with the
+    service's face hints, and emits a `link` event with the measured numbers; two good
+    readings later the note is gone; cancelling the check ends the poll and leaves
+    nothing shown. The camera is a canvas with no face on it, so the service waits
+    for a face and sends no prompt (the session lasts as long as the test needs)."""
+    async with browser.page("phone", init_script=LOSSY_LINK) as page:
+        await page.goto(url_of(demo_server, "/web/example.html"))
+        await page.evaluate("""import('/web/verify.js').then((m) => {
+            const link = window.__link;
+            link.abort = new AbortController();
+            const canvas = Object.assign(document.createElement('canvas'), { width: 320, height: 240 });
+            const paint = canvas.getContext('2d');
+            let shade = 0;
+            link.painter = setInterval(() => {
+              shade = (shade + 7) % 200;
+              paint.fillStyle = `rgb(${40 + shade}, 90, 120)`;
+              paint.fillRect(0, 0, 320, 240);
+            }, 66);
+            m.start({ sessionUrl: '/v1/demo/sessions', container: document.getElementById('verify'),
+                      stream: canvas.captureStream(15), challenges: ['eyes_closed'], lang: 'en',
+                      signal: link.abort.signal, onEvent: (e) => link.events.push(e) })
+              .then(() => { link.ended = 'result'; }, (e) => { link.ended = e.code; });
+            return true; })""", user_gesture=True)
+        note = f"{WIDGET}.querySelector('.vf-link').textContent"
+        link_events = "window.__link.events.filter((e) => e.type === 'link')"
+        said = await page.wait_for(note, timeout=SESSION_TIMEOUT_S)
+        words = await page.evaluate("import('/web/messages.js').then((m) => m.MESSAGES.en.hints)")
+        assert said == words["weak link"]
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf').dataset.link") == "weak"
+        weak = next(e for e in await page.evaluate(link_events) if e["quality"] == "weak")
+        assert weak["loss"] == 0.12
+        assert weak["rtt_ms"] >= 0 and weak["fps"] > 0, weak
+        # the face hints go on in their own line, the oval follows them
+        await page.wait_for(f"{WIDGET}.querySelector('.vf-hint').textContent"
+                            f" === {json.dumps(words['no face'])}")
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf-oval').dataset.good") == "false"
+        assert await page.evaluate(note) == words["weak link"]
+        await page.screenshot("link-weak", settle=0)
+
+        await page.evaluate("window.__link.loss = null")  # the real loopback link again
+        await page.wait_for(f"{link_events}.at(-1).quality === 'good'")
+        events = await page.evaluate(link_events)
+        assert [e["quality"] for e in events][-2:] == ["weak", "good"]
+        assert events[-1]["loss"] < 0.05
+        assert await page.evaluate(note) == ""
+        received = await page.evaluate("window.__link.events.map((e) => e.type)")
+        assert "challenge" not in received and "progress" in received
+
+        await page.evaluate("window.__link.abort.abort(); clearInterval(window.__link.painter)")
+        assert await page.wait_for("window.__link.ended") == "aborted"
+        assert await page.evaluate(f"{WIDGET}.querySelector('.vf').dataset.link") is None
+        assert await page.evaluate(note) == ""
         assert page.problems() == []

@@ -13,7 +13,7 @@ export interface MessageTable {
   prompts: Record<string, PromptWords>;
   /** challenge_failed reasons: [title, what to do]. */
   failures: Record<string, [string, string]>;
-  /** `progress` hints. */
+  /** `progress` hints, the `connection` one (unstable) and the page's own `weak link`. */
   hints: Record<string, string>;
   widget: Record<string, string>;
   errors: Record<string, string>;

@@ -61,7 +61,7 @@ export const MESSAGES = {
       not_delivered: ["The instructions didn't arrive",
         'The instructions could not reach this page in time. Check your connection and try again.'],
     },
-    /* `progress` hints. */
+    /* `progress` hints, `connection` (unstable) and the page's own `weak link`. */
     hints: {
       'no face': "We can't see your face. Look straight at the camera.",
       'too far': 'Come a little closer.',
@@ -70,6 +70,8 @@ export const MESSAGES = {
       'hold still': 'Hold still.',
       'several faces': 'Only one person should be in view.',
       unstable: 'Your connection is unstable. Hold on, or move to a better signal.',
+      // the page's own measurement (verify.js, linkReading), shown beside the other hints
+      'weak link': 'Your connection is too weak for the check: video is getting lost or delayed. Move closer to your Wi-Fi or to a better signal.',
     },
     widget: {
       starting: 'Starting the camera…',
@@ -226,6 +228,7 @@ export const MESSAGES = {
       'hold still': 'Halten Sie still.',
       'several faces': 'Nur eine Person sollte zu sehen sein.',
       unstable: 'Ihre Verbindung ist instabil. Bitte warten Sie oder suchen Sie besseren Empfang.',
+      'weak link': 'Ihre Verbindung ist zu schwach für die Prüfung: Das Video kommt verzögert oder lückenhaft an. Gehen Sie näher an Ihr WLAN oder suchen Sie besseren Empfang.',
     },
     widget: {
       starting: 'Kamera wird gestartet…',

@@ -31,6 +31,8 @@ export type VerifyEvent =
   | { type: 'challenge_failed'; action: string; index: number; reason?: string }
   | { type: 'deciding' }
   | { type: 'result'; payload: Payload }
+  | { type: 'link'; quality: 'good' | 'weak'; loss: number | null; rtt_ms: number | null;
+      fps: number | null }
   | { type: string; [field: string]: unknown };
 
 export interface StartOptions {
@@ -81,3 +83,35 @@ export declare function describeFailure(reason: string | undefined,
 export declare const PROMPTS: Record<string, PromptWords>;
 export declare const FAILURES: Record<string, [string, string]>;
 export declare const HINTS: Record<string, string>;
+
+/** One measurement of the connection from pc.getStats(); null: not measured yet. */
+export interface LinkReading {
+  /** Fraction of the video's packets lost (the service's RTCP receiver report), 0..1. */
+  loss: number | null;
+  /** Round trip, ms. */
+  rttMs: number | null;
+  /** Frames a second sent. */
+  fps: number | null;
+  /** The browser's qualityLimitationReason for the sent video. */
+  limitedBy: string | null;
+}
+/** When a reading is weak; `readings` in a row change the quality shown. */
+export interface LinkLimits {
+  loss: number;
+  rttMs: number;
+  minFps: number;
+  readings: number;
+}
+/** The quality shown and the run of readings that disagree with it. */
+export interface LinkState {
+  quality: 'good' | 'weak' | null;
+  streak: number;
+}
+export declare const LINK_LIMITS: Readonly<LinkLimits>;
+/** One reading from an RTCStatsReport (or any iterable of stats objects). */
+export declare function linkReading(report: RTCStatsReport | Iterable<Record<string, any>>): LinkReading;
+/** Whether one reading is too weak (missing measurements count as good). */
+export declare function linkIsWeak(reading: Partial<LinkReading>, limits?: LinkLimits): boolean;
+/** The quality after one more reading, with hysteresis (`state` null at first). */
+export declare function nextLinkState(state: LinkState | null, reading: Partial<LinkReading>,
+  limits?: LinkLimits): LinkState;

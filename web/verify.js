@@ -25,7 +25,10 @@
  *               {type: 'release', action, index},
  *               {type: 'challenge_met', action, index},
  *               {type: 'challenge_failed', action, index, reason},
- *               {type: 'deciding'}, {type: 'result', payload}.
+ *               {type: 'deciding'}, {type: 'result', payload};
+ *               and, from the browser's own measurements (see linkReading below):
+ *               {type: 'link', quality: 'good' | 'weak', loss, rtt_ms, fps} when the
+ *               connection's quality changes (the first measurement included).
  *             Fields this version does not know are passed on and otherwise ignored.
  * Other options: challenges (count or list, endpoint URL only; default: the service's
  * choice), stream (a MediaStream you already opened; it is then not stopped at the
@@ -71,6 +74,94 @@ const RESULT_POLL_MAX_MS = 60000;
 // A prompt turns into "hold" this long after it appeared: about a person's reaction time
 // (0.3-1.2 s), so by then most have started; the hold line still names the action.
 const HOLD_AFTER_MS = 1000;
+// How often the connection is measured (pc.getStats). Browsers send RTCP sender reports
+// about once a second and aiortc answers with receiver reports every 0.5-1.5 s, so a
+// shorter period would mostly read the same report twice.
+const LINK_POLL_MS = 2000;
+
+/**
+ * When the connection is too weak for a check, per reading of linkReading(). A person
+ * is told only when a reading crosses one of these `readings` times in a row, and the
+ * note goes away only after as many good readings in a row: one burst of loss (a
+ * microwave, a lift) does not flash it.
+ */
+export const LINK_LIMITS = Object.freeze({
+  // Fraction of the video's packets the service did not receive (its RTCP receiver
+  // report). The README's network bench (Unreliable networks): simulated honest people
+  // passed 6 of 6 sessions at ~3.7% loss, 5 of 6 at 5% (+150 ms jitter, too_late) and
+  // 3 of 6 at ~10.5% (two answered `network`): from 5% on the connection fails checks.
+  loss: 0.05,
+  // Round trip in ms: every reaction looks that much later to the service (the prompt's
+  // way down, the video's way up). A slow reaction (1.2 s) plus 0.5 s leaves 0.3 s of
+  // the 2.0 s release window: less than one lost message's retransmission (0.3-0.5 s).
+  rttMs: 500,
+  // Frames a second the browser sends. The service analyses 10 a second; under 5 a
+  // short blink (0.1-0.4 s) can fall between two frames. Counted only when the browser
+  // says bandwidth is what limits the video (or does not say): a slow device or a dark
+  // camera is not the connection.
+  minFps: 5,
+  // Readings in a row (LINK_POLL_MS apart) before the quality shown changes.
+  readings: 2,
+});
+
+function videoStats(stats, type) {
+  return stats.type === type && (stats.kind || stats.mediaType) === 'video';
+}
+
+/**
+ * One reading of the connection from an RTCStatsReport (or any iterable of stats
+ * objects, https://www.w3.org/TR/webrtc-stats/): `loss` (0..1), the service's
+ * `fractionLost` from its last RTCP receiver report (remote-inbound-rtp, RFC 3550
+ * section 6.4.2); `rttMs`, the round trip from that report; `fps`, the frames a second
+ * sent (outbound-rtp `framesPerSecond`); `limitedBy`, the browser's
+ * `qualityLimitationReason` for the sent video ('bandwidth', 'cpu', 'none', 'other').
+ * Each is null until the browser has measured it.
+ */
+export function linkReading(report) {
+  const reading = { loss: null, rttMs: null, fps: null, limitedBy: null };
+  const all = typeof report?.values === 'function' ? report.values() : report || [];
+  for (const stats of all) {
+    if (videoStats(stats, 'remote-inbound-rtp')) {
+      if (typeof stats.fractionLost === 'number') reading.loss = stats.fractionLost;
+      if (typeof stats.roundTripTime === 'number') reading.rttMs = stats.roundTripTime * 1000;
+    } else if (videoStats(stats, 'outbound-rtp')) {
+      if (typeof stats.framesPerSecond === 'number') reading.fps = stats.framesPerSecond;
+      if (typeof stats.qualityLimitationReason === 'string') {
+        reading.limitedBy = stats.qualityLimitationReason;
+      }
+    }
+  }
+  return reading;
+}
+
+/** Whether one reading says the connection is too weak (LINK_LIMITS); what was not
+ * measured yet (null) counts as good. */
+export function linkIsWeak(reading, limits = LINK_LIMITS) {
+  const { loss = null, rttMs = null, fps = null, limitedBy = null } = reading || {};
+  if (loss !== null && loss >= limits.loss) return true;
+  if (rttMs !== null && rttMs >= limits.rttMs) return true;
+  const byBandwidth = limitedBy === null || limitedBy === 'bandwidth';
+  return fps !== null && fps < limits.minFps && byBandwidth;
+}
+
+/**
+ * The quality shown after one more reading, with hysteresis: `state` is the previous
+ * answer ({quality: null | 'good' | 'weak', streak}; null at first). A first measured
+ * reading that is good says 'good' at once (nothing is shown for it); turning 'weak',
+ * and back, takes `limits.readings` readings in a row. A reading with nothing measured
+ * changes nothing.
+ */
+export function nextLinkState(state, reading, limits = LINK_LIMITS) {
+  const quality = state?.quality ?? null;
+  const { loss = null, rttMs = null, fps = null } = reading || {};
+  if (loss === null && rttMs === null && fps === null) return { quality, streak: state?.streak ?? 0 };
+  const weak = linkIsWeak(reading, limits);
+  if (!weak && quality === null) return { quality: 'good', streak: 0 };
+  if (weak === (quality === 'weak')) return { quality, streak: 0 };
+  const streak = (state?.streak ?? 0) + 1;
+  if (streak < limits.readings) return { quality, streak };
+  return { quality: weak ? 'weak' : 'good', streak: 0 };
+}
 
 export class VerifyError extends Error {
   constructor(code, message, { status = null, retryable = true, detail = null } = {}) {
@@ -330,6 +421,11 @@ class View {
     this.detail = el('p', 'vf-detail', words);
     this.hint = el('p', 'vf-hint', panel);
     this.hint.setAttribute('aria-live', 'polite');
+    // The connection note has its own line: progress rewrites the hint line several
+    // times a second, and the oval's "good" follows the face alone.
+    this.linkNote = el('p', 'vf-link', panel);
+    this.linkNote.setAttribute('role', 'status');
+    this.linkNote.setAttribute('aria-live', 'polite');
     this.sayNow = el('p', 'vf-sr', panel);
     this.sayNow.setAttribute('aria-live', 'assertive');
     this.sayNow.setAttribute('aria-atomic', 'true');
@@ -392,6 +488,15 @@ class View {
 
   clearHint() {
     this.hint.textContent = '';
+  }
+
+  /** The measured connection quality ('good', 'weak' or null: not measured, or over);
+   * while weak, a note saying the connection is the problem. */
+  setLink(quality) {
+    if (quality) this.box.dataset.link = quality;
+    else delete this.box.dataset.link;
+    const text = quality === 'weak' ? this.M.hints['weak link'] : '';
+    if (this.linkNote.textContent !== text) this.linkNote.textContent = text;
   }
 
   setBadge(text) {
@@ -480,7 +585,36 @@ export async function start({
   let pc = null;
   let resource = null;
   let session = null;
+  let linkTimer = null;
+  let linkStopped = false;
+  let link = null;
+  const cameraRuns = () => stream.getVideoTracks()
+    .some((t) => t.readyState === 'live' && t.enabled && !t.muted);
+  // The connection, measured every LINK_POLL_MS while the peer connection exists (from
+  // before the first prompt); one poll at a time, ended by stopAll on every way out.
+  const pollLink = async () => {
+    let reading;
+    try {
+      reading = linkReading(await pc.getStats());
+    } catch {
+      return;  // the peer connection was closed meanwhile
+    }
+    if (linkStopped) return;
+    // a stopped or muted camera sends no frames: that is not the connection
+    if (!cameraRuns()) reading.fps = null;
+    const next = nextLinkState(link, reading);
+    if (next.quality !== (link?.quality ?? null)) {
+      view.setLink(next.quality);
+      emit({ type: 'link', quality: next.quality, loss: reading.loss,
+        rtt_ms: reading.rttMs === null ? null : Math.round(reading.rttMs), fps: reading.fps });
+    }
+    link = next;
+    linkTimer = setTimeout(pollLink, LINK_POLL_MS);
+  };
   const stopAll = () => {
+    linkStopped = true;
+    clearTimeout(linkTimer);
+    view.setLink(null);
     view.setPhase(null);
     cue.close();
     if (pc) pc.close();
@@ -519,6 +653,7 @@ export async function start({
     }
     // Created before the offer so the SDP carries the SCTP section (spec section 2.3).
     const channel = pc.createDataChannel('liveness');
+    linkTimer = setTimeout(pollLink, LINK_POLL_MS);
     await pc.setLocalDescription(await pc.createOffer());
     await waitIceGathering(pc);
 
