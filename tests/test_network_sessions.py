@@ -190,8 +190,9 @@ async def test_a_long_blackout_answers_network_not_a_verdict(sessions):
     assert payload["infoList"] == []
     detail = payload["detail"]
     assert detail["reasons"] == ["network"] and detail["ended_by"] == "network"
-    # frozen past the 8 s a session tolerates; the packets before it were counted
-    assert detail["network"]["frozen_s"] > 8.0
+    # frozen past the 8 s a session tolerates (the rule is "more than 8 s"; the detail
+    # is in hundredths, so 8.004 s reads 8.0); the packets before it were counted
+    assert detail["network"]["frozen_s"] >= 8.0
     assert detail["network"]["connected"] and detail["network"]["rtp_packets"] > 0
 
 
