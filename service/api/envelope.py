@@ -42,9 +42,25 @@ def verdict_words(live: bool) -> str:
     return "Living body" if live else "Non-living body"
 
 
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def decision_fields(decision: Decision) -> dict[str, Any]:
+    """A liveness decision as a log line's fields, in the answer's words: the verdict,
+    its reasons in words and as codes, and the portrait comparison's yes/no when there
+    is one (no scores of the face, no images, no embeddings)."""
+    fields: dict[str, Any] = {"verdict": verdict_words(decision.live),
+                              "reasons": decision.words,
+                              "reason_codes": [str(code) for code in decision.codes]}
+    if decision.comparison is not None:
+        fields["same_person"] = yes_no(decision.comparison.same)
+    return fields
+
+
 def face_comparison_items(comparison: Comparison) -> list[dict[str, Any]]:
     return [
-        veritem(f"Decision result:{'yes' if comparison.same else 'no'}"),
+        veritem(f"Decision result:{yes_no(comparison.same)}"),
         veritem(f"Decision value:{comparison.score}"),
     ]
 
@@ -55,13 +71,12 @@ def liveness_items(decision: Decision) -> list[dict[str, Any]]:
     if decision.cues is None:
         return [veritem(verdict_words(decision.live)),
                 veritem(f"Decision value:{int(decision.value)}")]
-    yes_no = {True: "yes", False: "no"}
     items = [
         veritem("Decision value", f"{decision.value:.1f}"),
         veritem("Live or not", verdict_words(decision.live)),
-        veritem("Whether there is a replacement", yes_no[decision.cues.replaced]),
-        veritem("Whether there is blinking", yes_no[decision.cues.blinked]),
-        veritem("Whether there is a mouth", yes_no[decision.cues.mouth_moved]),
+        veritem("Whether there is a replacement", yes_no(decision.cues.replaced)),
+        veritem("Whether there is blinking", yes_no(decision.cues.blinked)),
+        veritem("Whether there is a mouth", yes_no(decision.cues.mouth_moved)),
     ]
     if decision.comparison is not None:
         items += face_comparison_items(decision.comparison)

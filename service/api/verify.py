@@ -14,8 +14,9 @@ from service.api.envelope import (
     SUCCESS,
     Payload,
     comparison_answer,
+    decision_fields,
     liveness_answer,
-    verdict_words,
+    yes_no,
 )
 from service.api.forms import FormSettings
 from service.api.request import AUTH_FIELDS, Authenticate, VerifyRequest, read_request
@@ -155,13 +156,11 @@ def _log_answer(type_id: int, result: Decision | Comparison, seconds: float) -> 
     fields: dict[str, object] = {"type_id": type_id, "status": SUCCESS,
                                  "elapsed_ms": elapsed_ms}
     if isinstance(result, Comparison):
-        fields.update(same_person="yes" if result.same else "no", score=result.score)
+        fields.update(same_person=yes_no(result.same), score=result.score)
         summary = f"same person {fields['same_person']} (score {result.score})"
     else:
-        verdict = verdict_words(result.live)
-        fields.update(verdict=verdict, value=round(result.value, 2),
-                      reasons=result.words, reason_codes=[str(c) for c in result.codes])
-        summary = f"{verdict} ({'; '.join(result.words) or 'every condition met'})"
+        fields.update(decision_fields(result), value=round(result.value, 2))
+        summary = f"{fields['verdict']} ({'; '.join(result.words) or 'every condition met'})"
         if result.cues is not None:
             fields["cues"] = {"blinked": result.cues.blinked,
                               "mouth_moved": result.cues.mouth_moved,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from service.api.envelope import SUCCESS, Payload, failure, liveness_answer, verdict_words
+from service.api.envelope import SUCCESS, Payload, decision_fields, failure, liveness_answer
 from service.errors import ApiError
 from service.judging.compare import CompareSettings
 from service.judging.decision import (
@@ -193,21 +193,19 @@ def log_decision(outcome: StreamOutcome, end: StreamEnd, decision_s: float) -> N
     itself, no images, no embeddings."""
     decision, found = outcome.decision, outcome.found
     if decision is not None:
-        verdict, reasons = verdict_words(decision.live), decision.words
+        said = decision_fields(decision)
     else:
         assert outcome.error is not None
-        verdict, reasons = outcome.error.value, list(found.get("reasons", []))
+        said = {"verdict": outcome.error.value, "reasons": list(found.get("reasons", [])),
+                "reason_codes": []}
     fields: dict[str, Any] = {
-        "status": outcome.status, "verdict": verdict, "reasons": reasons,
-        "reason_codes": outcome.reason_codes(),
+        "status": outcome.status, **said,
         "ended_by": end.ended_by, "decision_ms": round(decision_s * 1000, 1),
         "stream_seconds": found.get("stream_seconds"),
         "analysed_fps": found.get("analysed_fps"),
         "frames_analysed": found.get("frames_analysed"),
         "challenges": [{"action": c.get("action"), "failed": c.get("failed")}
                        for c in end.script.to_json()]}
-    if decision is not None and decision.comparison is not None:
-        fields["same_person"] = "yes" if decision.comparison.same else "no"
-    log.info("session decided: %s (%s) in %.0f ms, ended by %s", verdict,
-             "; ".join(reasons) or "every condition met", decision_s * 1000,
+    log.info("session decided: %s (%s) in %.0f ms, ended by %s", said["verdict"],
+             "; ".join(said["reasons"]) or "every condition met", decision_s * 1000,
              end.ended_by or "-", extra={"fields": fields})
