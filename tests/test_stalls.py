@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from service.rtc.decision import StreamOutcome
 from service.rtc.stalls import (
     LinkSample,
     NetworkSettings,
     StallWatch,
     failed_by_network,
     network_detail,
-    network_failure,
+    network_error,
 )
 
 P = NetworkSettings(stall_after_s=0.6, max_stalled_s=5.0)
@@ -57,7 +58,8 @@ def test_the_network_answer_says_network_with_loss_and_freeze_time():
     link = LinkSample(connected=True, received=900, rtp_packets=900, rtp_lost=100)
     detail = network_detail(watch, 9.0, link, restarts=1)
     assert detail["frozen_s"] == 8.0 and detail["stalls"] == 1 and detail["loss"] == 0.1
-    payload = network_failure({"ended_by": "network", "network": detail})
+    error, full = network_error({"ended_by": "network", "network": detail})
+    payload = StreamOutcome(error=error, detail=full).envelope()  # as a stream answers
     assert payload["messageString"]["status"] == "4007"
     assert payload["messageString"]["value"].startswith("network")
     assert "8.0 s frozen" in payload["messageString"]["value"]

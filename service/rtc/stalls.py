@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.api.envelope import Payload, failure
 from service.errors import NetworkUnstable
 
 NETWORK = "network"
@@ -166,9 +165,3 @@ def network_error(detail: dict[str, Any]) -> tuple[NetworkUnstable, dict[str, An
     text = (f"{NetworkUnstable.message} ({net.get('frozen_s', 0)} s frozen, "
             f"{100 * net.get('loss', 0.0):.1f}% packets lost)")
     return NetworkUnstable(text), {"reasons": [NETWORK], **detail}
-
-
-def network_failure(detail: dict[str, Any]) -> Payload:
-    """That answer as the envelope."""
-    error, full = network_error(detail)
-    return failure(error.status, error.value, full)
